@@ -1,0 +1,17 @@
+"""Errors a user can fix: the command line prints the message as one line and exits with code 2."""
+
+
+class NmtError(Exception):
+    """Base class: the message names the file, line or key and says what to do."""
+
+
+class ConfigError(NmtError):
+    """A config file or override is unreadable, unknown, mistyped or impossible."""
+
+
+class DataError(NmtError):
+    """A corpus, tokenizer model or input file cannot be used as given."""
+
+
+class CheckpointError(NmtError):
+    """A checkpoint or run directory cannot be read, written or does not match the config."""

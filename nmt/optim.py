@@ -1,0 +1,75 @@
+"""Optimizer and learning-rate schedule built from the `train` section."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from nmt.config import TrainConfig
+
+
+def build_optimizer(params, cfg: TrainConfig, fused: bool = False) -> torch.optim.Optimizer:
+    """Adam or AdamW; `fused` uses the single-kernel CUDA implementation."""
+    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    extra = {"fused": True} if fused else {}
+    return cls(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, **extra)
+
+
+class LRSchedule:
+    """Learning rate = lr x warm-up factor x schedule factor, set on the optimizer every update.
+
+    constant: 1. inverse_sqrt: sqrt(warmup / step) after warm-up (Vaswani et al. 2017).
+    plateau: multiplied by `plateau_factor` after `plateau_patience` validations without
+    improvement of the validation metric, never below `min_lr`.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> None:
+        self.optimizer = optimizer
+        self.cfg = cfg
+        self.plateau_scale = 1.0
+        self.plateau_best: float | None = None
+        self.plateau_bad = 0
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate for update number `step` (1-based)."""
+        cfg = self.cfg
+        if cfg.schedule == "inverse_sqrt":
+            factor = math.sqrt(max(cfg.warmup_steps, 1) / max(step, cfg.warmup_steps, 1))
+        elif cfg.schedule == "plateau":
+            factor = self.plateau_scale
+        else:
+            factor = 1.0
+        decayed = max(cfg.lr * factor, cfg.min_lr) if factor < 1.0 else cfg.lr
+        if cfg.warmup_steps and step < cfg.warmup_steps:
+            return decayed * step / cfg.warmup_steps
+        return decayed
+
+    def set_step(self, step: int) -> float:
+        lr = self.lr_at(step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def observe(self, score: float, higher_is_better: bool) -> bool:
+        """Record a validation score; returns True when the plateau rule lowered the rate."""
+        if self.cfg.schedule != "plateau":
+            return False
+        better = self.plateau_best is None or (score > self.plateau_best if higher_is_better else score < self.plateau_best)
+        if better:
+            self.plateau_best, self.plateau_bad = score, 0
+            return False
+        self.plateau_bad += 1
+        if self.plateau_bad < self.cfg.plateau_patience:
+            return False
+        self.plateau_bad = 0
+        self.plateau_scale *= self.cfg.plateau_factor
+        return True
+
+    def state_dict(self) -> dict:
+        return {"plateau_scale": self.plateau_scale, "plateau_best": self.plateau_best, "plateau_bad": self.plateau_bad}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.plateau_scale = state["plateau_scale"]
+        self.plateau_best = state["plateau_best"]
+        self.plateau_bad = state["plateau_bad"]

@@ -1,0 +1,262 @@
+"""Greedy and beam search over a model-agnostic step function, batched over sentences and beams.
+
+A `step_fn(prev [N], state) -> (log_probs [N, V], state, attention [N, S] | None)` advances N
+rows by one token; `reorder_fn(state, rows [N']) -> state` selects rows (beam reordering and
+dropping finished sentences). Nothing here imports model code, so tests drive it with
+hand-set probabilities. Shape legend: B sentences, K beam, N = rows (B x K), V vocabulary,
+S source length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+StepFn = Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any, torch.Tensor | None]]
+ReorderFn = Callable[[Any, torch.Tensor], Any]
+NEG_INF = float("-inf")
+
+
+@dataclass
+class Hypothesis:
+    tokens: list[int]  # output ids, without bos and eos
+    score: float  # the ranking score: log_prob / length_penalty
+    log_prob: float  # sum of the log-probabilities of the tokens and the final eos
+    attention: torch.Tensor | None = None  # [len(tokens) + 1, S] on CPU, when asked for
+
+
+def length_penalty(length: int, alpha: float) -> float:
+    """GNMT length penalty ((5 + length) / 6) ** alpha (Wu et al. 2016, Eq. 14); 1 when alpha = 0."""
+    return ((5.0 + length) / 6.0) ** alpha if alpha else 1.0
+
+
+def _mask_log_probs(
+    log_probs: torch.Tensor, step: int, max_lens: torch.Tensor, eos: int, min_len: int, forbid: tuple[int, ...]
+) -> torch.Tensor:
+    """Forbid tokens, forbid eos before `min_len`, force eos at each row's max length.
+
+    log_probs [N, V], max_lens [N] (output length cap per row, eos included) -> [N, V].
+    """
+    if forbid:
+        log_probs[:, list(forbid)] = NEG_INF
+    if step < min_len:
+        log_probs[:, eos] = NEG_INF
+    at_limit = (step + 1 >= max_lens).unsqueeze(1)  # [N, 1]
+    not_eos = torch.ones_like(log_probs, dtype=torch.bool)
+    not_eos[:, eos] = False
+    return log_probs.masked_fill(at_limit & not_eos, NEG_INF)
+
+
+def greedy_search(
+    step_fn: StepFn,
+    reorder_fn: ReorderFn,
+    state: Any,
+    bos: int,
+    eos: int,
+    max_lens: torch.Tensor,
+    min_len: int = 0,
+    forbid: tuple[int, ...] = (),
+    return_attention: bool = False,
+) -> list[Hypothesis]:
+    """Pick the most probable token at every step; finished sentences leave the batch.
+
+    max_lens [B] (on the search device): output length cap per sentence, eos included.
+    """
+    batch = max_lens.size(0)
+    device = max_lens.device
+    alive = torch.arange(batch, device=device)  # original sentence of each row
+    prev = torch.full((batch,), bos, dtype=torch.long, device=device)
+    tokens: list[list[int]] = [[] for _ in range(batch)]
+    log_prob = [0.0] * batch
+    attn_steps: list[list[torch.Tensor]] = [[] for _ in range(batch)]
+    step = 0
+    while alive.numel():
+        log_probs, state, attn = step_fn(prev, state)
+        log_probs = _mask_log_probs(log_probs.float(), step, max_lens[alive], eos, min_len, forbid)
+        best, prev = log_probs.max(dim=-1)  # [N]
+        is_eos = prev == eos
+        rows = alive.tolist()
+        for row, (token, score, done) in enumerate(zip(prev.tolist(), best.tolist(), is_eos.tolist())):
+            sent = rows[row]
+            log_prob[sent] += score
+            if return_attention and attn is not None:
+                attn_steps[sent].append(attn[row].float().cpu())
+            if not done:
+                tokens[sent].append(token)
+        if bool(is_eos.any()):
+            keep = (~is_eos).nonzero().squeeze(1)
+            alive, prev = alive[keep], prev[keep]
+            if keep.numel():
+                state = reorder_fn(state, keep)
+        step += 1
+    return [
+        Hypothesis(
+            tokens=tokens[i],
+            score=log_prob[i],
+            log_prob=log_prob[i],
+            attention=torch.stack(attn_steps[i]) if attn_steps[i] else None,
+        )
+        for i in range(batch)
+    ]
+
+
+@dataclass
+class _Beams:
+    """The live part of a beam search: rows are (sentence, beam) pairs, K per sentence."""
+
+    sents: torch.Tensor  # [B'] original sentence index of each live sentence
+    scores: torch.Tensor  # [B', K] summed log-probs
+    tokens: torch.Tensor  # [B' * K, t] output so far
+    attention: torch.Tensor | None  # [B' * K, t, S]
+
+
+def beam_search(
+    step_fn: StepFn,
+    reorder_fn: ReorderFn,
+    state: Any,
+    bos: int,
+    eos: int,
+    max_lens: torch.Tensor,
+    beam_size: int,
+    nbest: int = 1,
+    alpha: float = 0.0,
+    min_len: int = 0,
+    forbid: tuple[int, ...] = (),
+    return_attention: bool = False,
+) -> list[list[Hypothesis]]:
+    """Beam search for B sentences at once; returns the `nbest` best hypotheses per sentence.
+
+    `state` holds B rows (one per sentence); it is expanded to B x K rows here. A sentence stops
+    when it has `nbest` finished hypotheses and no live beam can still outscore the worst of
+    them (a live beam's score can only fall; the best it can reach is its current log-prob
+    divided by the length penalty at the sentence's length cap).
+    """
+    k = beam_size
+    batch = max_lens.size(0)
+    device = max_lens.device
+    state = reorder_fn(state, torch.arange(batch, device=device).repeat_interleave(k))
+    scores = torch.full((batch, k), NEG_INF, device=device)
+    scores[:, 0] = 0.0  # all beams start identical: only one may expand at step 0
+    beams = _Beams(
+        sents=torch.arange(batch, device=device),
+        scores=scores,
+        tokens=torch.empty(batch * k, 0, dtype=torch.long, device=device),
+        attention=None,
+    )
+    finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
+    lp_at_cap = [length_penalty(int(n), alpha) for n in max_lens.tolist()]
+    prev = torch.full((batch * k,), bos, dtype=torch.long, device=device)
+    step = 0
+    while beams.sents.numel():
+        log_probs, state, attn = step_fn(prev, state)
+        row_caps = max_lens[beams.sents].repeat_interleave(k)
+        log_probs = _mask_log_probs(log_probs.float(), step, row_caps, eos, min_len, forbid)
+        step_attn = attn if return_attention else None
+        old = beams
+        beams, rows, prev, finals = _expand(old, log_probs, step_attn, eos, k)
+        _collect_finished(old, finals, step_attn, finished, step, alpha)
+        live = _live_sentences(beams, finished, lp_at_cap, nbest)
+        if live is None:
+            state = reorder_fn(state, rows)
+        else:
+            keep_rows = (live.unsqueeze(1) * k + torch.arange(k, device=device)).view(-1)
+            state = reorder_fn(state, rows[keep_rows])
+            prev = prev[keep_rows]
+            beams = _Beams(
+                sents=beams.sents[live],
+                scores=beams.scores[live],
+                tokens=beams.tokens[keep_rows],
+                attention=None if beams.attention is None else beams.attention[keep_rows],
+            )
+        step += 1
+    for hyps in finished:
+        hyps.sort(key=lambda h: h.score, reverse=True)
+    return [hyps[:nbest] for hyps in finished]
+
+
+@dataclass
+class _Finals:
+    """This step's eos candidates: where they are, their scores and which rows they extend."""
+
+    is_final: torch.Tensor  # [B', 2K] bool
+    scores: torch.Tensor  # [B', 2K] summed log-probs
+    rows: torch.Tensor  # [B', 2K] row in the previous step's beams
+
+
+def _expand(
+    beams: _Beams, log_probs: torch.Tensor, attn: torch.Tensor | None, eos: int, k: int
+) -> tuple[_Beams, torch.Tensor, torch.Tensor, _Finals]:
+    """One beam step over log_probs [B' * K, V].
+
+    Takes the 2K best continuations per sentence: those ending in eos among the first K are
+    finished (fairseq's rule), the K best others continue. Returns the new beams, the rows they
+    continue [B' * K], their last tokens [B' * K] and the finished candidates.
+    """
+    live, vocab = beams.sents.numel(), log_probs.size(-1)
+    device = log_probs.device
+    cand = (beams.scores.view(-1, 1) + log_probs).view(live, k * vocab)  # [B', K * V]
+    top_scores, top_idx = cand.topk(2 * k, dim=-1)  # [B', 2K]
+    base = torch.arange(live, device=device).unsqueeze(1) * k
+    top_rows, top_tok = base + top_idx // vocab, top_idx % vocab  # [B', 2K]
+    is_eos = top_tok == eos
+    is_final = is_eos & (torch.arange(2 * k, device=device) < k) & (top_scores > NEG_INF)
+    new_scores, pick = top_scores.masked_fill(is_eos, NEG_INF).topk(k, dim=-1)  # [B', K]
+    rows = top_rows.gather(1, pick).view(-1)  # [B' * K]
+    last = top_tok.gather(1, pick).view(-1)  # [B' * K]
+    tokens = torch.cat([beams.tokens[rows], last.unsqueeze(1)], dim=1)  # [B' * K, t + 1]
+    attention = None
+    if attn is not None:
+        attention = _extend_attention(beams.attention, attn, rows)
+    new = _Beams(sents=beams.sents, scores=new_scores, tokens=tokens, attention=attention)
+    return new, rows, last, _Finals(is_final=is_final, scores=top_scores, rows=top_rows)
+
+
+def _extend_attention(history: torch.Tensor | None, attn: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """history [N, t, S] (or None at t = 0) and this step's attn [N, S] -> [len(rows), t + 1, S]."""
+    step_attn = attn[rows].float().unsqueeze(1)
+    return step_attn if history is None else torch.cat([history[rows], step_attn], dim=1)
+
+
+def _collect_finished(
+    old: _Beams, finals: _Finals, attn: torch.Tensor | None, finished: list[list[Hypothesis]], step: int, alpha: float
+) -> None:
+    """Move this step's finished candidates into `finished` (one host transfer per step)."""
+    hits = finals.is_final.nonzero()[:, 0].tolist()  # sentence position of each, row-major
+    if not hits:
+        return
+    sents = old.sents.tolist()
+    penalty = length_penalty(step + 1, alpha)
+    rows = finals.rows[finals.is_final]
+    scores = finals.scores[finals.is_final].tolist()
+    history = old.tokens[rows].tolist()
+    attention = _extend_attention(old.attention, attn, rows).cpu() if attn is not None else None
+    for i, pos in enumerate(hits):
+        finished[sents[pos]].append(
+            Hypothesis(
+                tokens=history[i],
+                score=scores[i] / penalty,
+                log_prob=scores[i],
+                attention=None if attention is None else attention[i],
+            )
+        )
+
+
+def _live_sentences(beams: _Beams, finished: list[list[Hypothesis]], lp_at_cap: list[float], nbest: int) -> torch.Tensor | None:
+    """Positions of the sentences still searching, or None when all are."""
+    best_live = beams.scores[:, 0].tolist()  # scores are sorted: column 0 is the best live beam
+    keep = []
+    for pos, sent in enumerate(beams.sents.tolist()):
+        done = finished[sent]
+        if best_live[pos] == NEG_INF:
+            continue
+        if len(done) >= nbest:
+            worst_kept = sorted((h.score for h in done), reverse=True)[nbest - 1]
+            if best_live[pos] / lp_at_cap[sent] <= worst_kept:
+                continue
+        keep.append(pos)
+    if len(keep) == len(best_live):
+        return None
+    return torch.tensor(keep, dtype=torch.long, device=beams.scores.device)

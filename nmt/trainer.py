@@ -1,0 +1,435 @@
+"""Trainer.fit: data -> batches -> model -> loss -> update, with validation, checkpoints and resume.
+
+Re-running `fit` on a run directory that holds checkpoints continues from the newest readable
+one: weights, optimizer, schedule, GradScaler, RNG streams, step, epoch and the position inside
+the epoch's batch list, best score and early-stopping patience.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from nmt.atomic import write_bytes_atomic
+from nmt.batching import Batch, collate, epoch_generator, make_batches
+from nmt.checkpoint import find_latest, save_checkpoint
+from nmt.config import Config, config_from_dict
+from nmt.data import filter_pairs, read_corpus
+from nmt.errors import CheckpointError, ConfigError
+from nmt.loss import label_smoothed_nll
+from nmt.metrics import score_corpus
+from nmt.model import Seq2Seq
+from nmt.optim import LRSchedule, build_optimizer
+from nmt.tokenizer import Tokenizer, build_tokenizer
+from nmt.tracking import Tracker
+from nmt.translator import Translator
+
+# Keys that fix the model or the data order: a resumed run must not change them.
+RESUME_FIXED = (
+    "seed",
+    "model",
+    "tokenizer",
+    "data.train",
+    "data.max_len",
+    "data.max_len_ratio",
+    "train.max_tokens",
+    "train.max_sentences",
+    "train.accumulate_steps",
+)
+
+
+@dataclass
+class TrainState:
+    """Counters saved in every checkpoint."""
+
+    step: int = 0  # optimizer updates done
+    epoch: int = 1
+    batch_in_epoch: int = 0  # batches of this epoch already trained on
+    best_score: float | None = None
+    bad_validations: int = 0  # validations since the best one (early stopping)
+    stopped: str = ""  # set by early stopping: a finished run is not continued
+
+
+@dataclass
+class Corpus:
+    src_ids: list[list[int]]
+    tgt_ids: list[list[int]]
+    src_text: list[str]
+    tgt_text: list[str]
+
+
+class Trainer:
+    def __init__(self, config: Config, source: str = "<config>") -> None:
+        self.config = config
+        self.source = source
+        self.run_dir = Path(config.run_dir)
+        self.device = _pick_device(config.train.device)
+        self.amp_dtype = None
+        self._saved_step = -1
+
+    # ----------------------------------------------------------------------------------------
+    # set-up
+
+    def fit(self) -> TrainState:
+        """Train until max_steps, max_epochs or early stopping; returns the final counters."""
+        self._make_run_dir()
+        resume = find_latest(self.run_dir, lambda message: print(message, file=sys.stderr))
+        self.tracker = Tracker(self.run_dir, resume_step=resume["state"]["step"] if resume else 0)
+        try:
+            return self._fit(resume)
+        finally:
+            self.tracker.close()
+
+    def _fit(self, resume: dict[str, Any] | None) -> TrainState:
+        cfg, log = self.config, self.tracker.log
+        if resume is not None:
+            _check_resume_config(resume["config"], cfg, self.source, log)
+        write_bytes_atomic(self.run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())
+        if cfg.train.num_threads:
+            torch.set_num_threads(cfg.train.num_threads)
+        _seed_everything(cfg.seed)
+        self.amp_dtype = self._amp_dtype(log)
+        log(f"run {self.run_dir}: device {self.device}, amp {self.amp_dtype or 'off'}")
+        train_text = read_corpus(cfg.data.train, "data.train", log)
+        valid_text = read_corpus(cfg.data.valid, "data.valid", log) if cfg.data.valid else None
+        tokenizer = Tokenizer.from_protos(resume["tokenizer"], "checkpoint") if resume else None
+        if tokenizer is None:
+            tokenizer = build_tokenizer(cfg.tokenizer, self.run_dir, *train_text, log)
+        else:
+            tokenizer.save(self.run_dir)
+        self.tokenizer = tokenizer
+        self.train_data = self._encode(train_text, "data.train", filter_long=True)
+        self.valid_data = self._encode(valid_text, "data.valid", filter_long=False) if valid_text else None
+        self.model = Seq2Seq(cfg.model, tokenizer.src.vocab, tokenizer.tgt.vocab).to(self.device)
+        log(
+            f"model: {self.model.num_parameters():,} parameters; vocab {tokenizer.src.vocab.size} src, {tokenizer.tgt.vocab.size} tgt"
+        )
+        self.optimizer = build_optimizer(self.model.parameters(), cfg.train, fused=self.device.type == "cuda")
+        self.schedule = LRSchedule(self.optimizer, cfg.train)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        state = TrainState()
+        if resume is not None:
+            state = self._restore(resume)
+            log(f"resuming from step {state.step} (epoch {state.epoch}, batch {state.batch_in_epoch})")
+        if state.stopped:
+            log(f"training already finished at step {state.step}: {state.stopped}")
+            return state
+        if self._reached_limit(state):
+            log(f"training already complete at step {state.step}; raise train.max_steps or train.max_epochs to continue")
+            return state
+        return self._train(state)
+
+    def _make_run_dir(self) -> None:
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.run_dir / ".write_test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as err:
+            raise CheckpointError(
+                f"{self.run_dir}: run directory is not writable ({err.strerror}); set run_dir to a writable path"
+            ) from None
+
+    def _amp_dtype(self, log) -> torch.dtype | None:
+        amp = self.config.train.amp
+        if amp == "off":
+            return None
+        if self.device.type != "cuda":
+            log(f"note: train.amp={amp} needs CUDA; training in fp32 on {self.device}")
+            return None
+        if amp == "bf16" and not torch.cuda.is_bf16_supported():
+            raise ConfigError(f"{self.source}: key 'train.amp': this GPU does not support bf16; use fp16")
+        return torch.float16 if amp == "fp16" else torch.bfloat16
+
+    def _encode(self, text: tuple[list[str], list[str]], name: str, filter_long: bool) -> Corpus:
+        src_text, tgt_text = text
+        src_ids = self.tokenizer.src.encode(src_text)
+        tgt_ids = self.tokenizer.tgt.encode(tgt_text)
+        data = self.config.data
+        if filter_long:
+            keep, report = filter_pairs(src_ids, tgt_ids, data.max_len, data.max_len_ratio)
+        else:  # validation keeps every non-empty pair: its BLEU must be comparable with nmt-eval
+            keep, report = filter_pairs(src_ids, tgt_ids, 10**9, 0.0)
+            if data.max_valid_sentences:
+                keep = keep[: data.max_valid_sentences]
+        self.tracker.log(report.summary(name))
+        if not keep:
+            raise ConfigError(f"{self.source}: key '{name}': no usable sentence pairs left after filtering; check data.max_len")
+        return Corpus(
+            src_ids=[src_ids[i] for i in keep],
+            tgt_ids=[tgt_ids[i] for i in keep],
+            src_text=[src_text[i] for i in keep],
+            tgt_text=[tgt_text[i] for i in keep],
+        )
+
+    # ----------------------------------------------------------------------------------------
+    # the loop
+
+    def _train(self, state: TrainState) -> TrainState:
+        cfg, tracker = self.config.train, self.tracker
+        tracker.start_progress(cfg.max_steps or None, state.step)
+        window = _Window()
+        while True:
+            batches = self._epoch_batches(state.epoch)
+            while state.batch_in_epoch < len(batches):
+                group = batches[state.batch_in_epoch : state.batch_in_epoch + cfg.accumulate_steps]
+                lr = self.schedule.set_step(state.step + 1)
+                window.add(self._update(group))
+                state.step += 1
+                state.batch_in_epoch += len(group)
+                tracker.progress(1, **window.postfix(lr))
+                if state.step % cfg.log_every_steps == 0:
+                    self._log_train(window, state, lr)
+                    window = _Window()
+                if cfg.max_steps and state.step >= cfg.max_steps:
+                    return self._finish(state, f"reached train.max_steps={cfg.max_steps}")
+                if state.step % cfg.eval_every_steps == 0:
+                    self._validate_and_save(state)
+                    if state.stopped:
+                        return self._finish(state, state.stopped)
+            if cfg.max_epochs and state.epoch >= cfg.max_epochs:
+                return self._finish(state, f"reached train.max_epochs={cfg.max_epochs}")
+            state.epoch += 1
+            state.batch_in_epoch = 0
+
+    def _finish(self, state: TrainState, reason: str) -> TrainState:
+        """Validate and checkpoint the final step (unless just done), then report why training ended."""
+        if self._saved_step != state.step:
+            self._validate_and_save(state)
+        self.tracker.log(f"training stopped at step {state.step}: {reason}")
+        return state
+
+    def _reached_limit(self, state: TrainState) -> bool:
+        """True when a resumed run has nothing left to do under the current limits."""
+        cfg = self.config.train
+        if cfg.max_steps and state.step >= cfg.max_steps:
+            return True
+        epoch_done = state.batch_in_epoch >= len(self._epoch_batches(state.epoch))
+        return bool(cfg.max_epochs and (state.epoch > cfg.max_epochs or (state.epoch == cfg.max_epochs and epoch_done)))
+
+    def _epoch_batches(self, epoch: int) -> list[list[int]]:
+        data, cfg = self.train_data, self.config.train
+        costs = [max(len(s), len(t)) + 1 for s, t in zip(data.src_ids, data.tgt_ids)]
+        return make_batches(costs, cfg.max_tokens, cfg.max_sentences, epoch_generator(self.config.seed, epoch))
+
+    def _batch(self, indices: list[int], data: Corpus) -> Batch:
+        src, tgt = self.tokenizer.src.vocab, self.tokenizer.tgt.vocab
+        pin = self.device.type == "cuda"
+        return collate(indices, data.src_ids, data.tgt_ids, src.pad, tgt.bos, tgt.eos, pin).to(self.device)
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def _update(self, group: list[list[int]]) -> dict[str, torch.Tensor | float]:
+        """One optimizer update over `group` (accumulated batches); loss normalised per target token."""
+        cfg = self.config.train
+        self.model.train()
+        batches = [self._batch(indices, self.train_data) for indices in group]
+        num_tokens = sum(b.num_tgt_tokens for b in batches)
+        loss_sum = nll_sum = 0.0
+        for batch in batches:
+            with self._autocast():
+                logits = self.model(batch.src, batch.src_lens, batch.tgt_in, cfg.teacher_forcing_ratio)  # [B, T, V]
+            out = label_smoothed_nll(logits, batch.tgt_out, self.tokenizer.tgt.vocab.pad, cfg.label_smoothing)
+            self.scaler.scale(out.loss / num_tokens).backward()
+            loss_sum = loss_sum + out.loss.detach()
+            nll_sum = nll_sum + out.nll
+        self.scaler.unscale_(self.optimizer)
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        max_norm = cfg.clip_grad_norm if cfg.clip_grad_norm > 0 else float("inf")
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        return {"loss": loss_sum, "nll": nll_sum, "tokens": num_tokens, "grad_norm": grad_norm}
+
+    def _log_train(self, window: _Window, state: TrainState, lr: float) -> None:
+        stats = window.summary()
+        self.tracker.scalars(
+            {
+                "train/loss": stats["loss"],
+                "train/ppl": stats["ppl"],
+                "train/lr": lr,
+                "train/grad_norm": stats["grad_norm"],
+                "train/tgt_tokens_per_s": stats["tokens_per_s"],
+            },
+            state.step,
+        )
+        self.tracker.log(
+            f"step {state.step} epoch {state.epoch}: loss {stats['loss']:.3f} ppl {stats['ppl']:.2f} "
+            f"lr {lr:.2e} grad_norm {stats['grad_norm']:.2f} {stats['tokens_per_s']:.0f} tgt tok/s"
+        )
+
+    # ----------------------------------------------------------------------------------------
+    # validation and checkpoints
+
+    def _validate_and_save(self, state: TrainState) -> None:
+        cfg = self.config.train
+        is_best = False
+        if self.valid_data is not None:
+            scores = self.validate()
+            self.tracker.scalars({f"valid/{k}": v for k, v in scores.items()}, state.step)
+            self.tracker.log(
+                f"validation at step {state.step}: loss {scores['loss']:.3f} ppl {scores['ppl']:.2f} "
+                f"bleu {scores['bleu']:.2f} (beam {self.config.decode.valid_beam_size})"
+            )
+            metric = cfg.early_stopping_metric
+            higher = metric == "bleu"
+            score = scores[metric]
+            is_best = state.best_score is None or (score > state.best_score if higher else score < state.best_score)
+            if is_best:
+                state.best_score, state.bad_validations = score, 0
+            else:
+                state.bad_validations += 1
+            if self.schedule.observe(score, higher):
+                self.tracker.log(f"validation {metric} has not improved for {cfg.plateau_patience} validations: lowering lr")
+            if cfg.early_stopping_patience and state.bad_validations >= cfg.early_stopping_patience:
+                state.stopped = f"early stopping: no {metric} improvement in {cfg.early_stopping_patience} validations"
+        else:
+            is_best = True  # without validation data the newest model is the best we know
+        path = save_checkpoint(self.run_dir, self._checkpoint_state(state), state.step, is_best, cfg.keep_checkpoints)
+        self._saved_step = state.step
+        self.tracker.log(f"saved {path}" + (" (best)" if is_best else ""))
+
+    @torch.inference_mode()
+    def validate(self) -> dict[str, float]:
+        """Validation loss, perplexity (teacher forcing) and BLEU of the configured search."""
+        data, cfg = self.valid_data, self.config
+        self.model.eval()
+        pad = self.tokenizer.tgt.vocab.pad
+        nll = tokens = 0.0
+        costs = [max(len(s), len(t)) + 1 for s, t in zip(data.src_ids, data.tgt_ids)]
+        for indices in make_batches(costs, cfg.train.max_tokens):
+            batch = self._batch(indices, data)
+            with self._autocast():
+                logits = self.model(batch.src, batch.src_lens, batch.tgt_in)
+            nll += float(label_smoothed_nll(logits, batch.tgt_out, pad, 0.0).nll)
+            tokens += batch.num_tgt_tokens
+        translator = Translator(self.model, self.tokenizer, cfg, self.device)
+        hyps = translator.search_ids(data.src_ids, beam_size=cfg.decode.valid_beam_size)
+        texts = self.tokenizer.tgt.decode([h[0].tokens if h else [] for h in hyps])
+        bleu = score_corpus(texts, [data.tgt_text], ("bleu",), cfg.eval.bleu_tokenize, cfg.eval.lowercase)["bleu"].score
+        loss = nll / max(tokens, 1)
+        return {"loss": loss, "ppl": math.exp(min(loss, 100.0)), "bleu": bleu}
+
+    def _checkpoint_state(self, state: TrainState) -> dict[str, Any]:
+        return {
+            "config": self.config.to_dict(),
+            "tokenizer": self.tokenizer.protos(),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "state": asdict(state),
+            "rng": _rng_state(),
+        }
+
+    def _restore(self, ckpt: dict[str, Any]) -> TrainState:
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.schedule.load_state_dict(ckpt["schedule"])
+        if ckpt["scaler"]:
+            self.scaler.load_state_dict(ckpt["scaler"])
+        _set_rng_state(ckpt["rng"])
+        return TrainState(**ckpt["state"])
+
+
+class _Window:
+    """Training statistics since the last log line; device values are read only when logged."""
+
+    def __init__(self) -> None:
+        self.loss = self.nll = self.grad_norm = 0.0
+        self.tokens = self.updates = 0
+        self.start = time.perf_counter()
+
+    def add(self, stats: dict[str, Any]) -> None:
+        self.loss = self.loss + stats["loss"]
+        self.nll = self.nll + stats["nll"]
+        self.grad_norm = self.grad_norm + stats["grad_norm"]
+        self.tokens += stats["tokens"]
+        self.updates += 1
+
+    def postfix(self, lr: float) -> dict[str, str]:
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        return {"lr": f"{lr:.1e}", "tok/s": f"{self.tokens / elapsed:.0f}"}
+
+    def summary(self) -> dict[str, float]:
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        tokens = max(self.tokens, 1)
+        nll = float(self.nll) / tokens
+        return {
+            "loss": float(self.loss) / tokens,
+            "ppl": math.exp(min(nll, 100.0)),
+            "grad_norm": float(self.grad_norm) / max(self.updates, 1),
+            "tokens_per_s": self.tokens / elapsed,
+        }
+
+
+def _pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("key 'train.device': cuda requested but no CUDA GPU is available; use auto or cpu")
+    return torch.device(name)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2])},
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    np.random.set_state(("MT19937", state["numpy"]["keys"].numpy().astype(np.uint32), state["numpy"]["pos"], 0, 0.0))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _check_resume_config(stored: dict[str, Any], config: Config, source: str, log) -> None:
+    """Refuse a resume that would change the model or data order; log harmless changes."""
+    old = _flatten(config_from_dict(stored, "checkpoint").to_dict())
+    new = _flatten(config.to_dict())
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) == new.get(key):
+            continue
+        if any(key == fixed or key.startswith(fixed + ".") for fixed in RESUME_FIXED):
+            raise ConfigError(
+                f"{source}: key '{key}' is {new.get(key)!r} but run_dir {config.run_dir} was trained with "
+                f"{old.get(key)!r}; restore it or use a new run_dir"
+            )
+        log(f"config change on resume: {key}: {old.get(key)!r} -> {new.get(key)!r}")
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
