@@ -8,10 +8,8 @@ file, replaced by rename only after that file is completely on disk.
 from __future__ import annotations
 
 import os
-import pickle
 import re
 import shutil
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +73,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         state = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: checkpoint not found") from None
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError) as err:
+    except Exception as err:  # torch.load raises many types on junk (KeyError, IndexError, UnpicklingError, ...)
         first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"{path}: unreadable or truncated checkpoint ({first})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
@@ -112,3 +110,55 @@ def resolve_checkpoint(model: str | Path, prefer: str = "best") -> Path:
         if steps:
             return steps[0]
     raise CheckpointError(f"{path}: no checkpoint found (expected a .pt file or a run directory with checkpoints/)")
+
+
+def average_checkpoints(paths: list[Path]) -> dict[str, Any]:
+    """Element-wise mean of the models in `paths` (same config); other fields from the first.
+
+    Averaging the last few checkpoints of a run usually gains a little BLEU for free
+    (Vaswani et al. 2017; Junczys-Dowmunt et al. 2016).
+    """
+    states = [load_checkpoint(p) for p in paths]
+    first = states[0]
+    for path, state in zip(paths[1:], states[1:]):
+        if state["config"]["model"] != first["config"]["model"] or state["tokenizer"] != first["tokenizer"]:
+            raise CheckpointError(f"{path}: a different model or tokenizer than {paths[0]}; average checkpoints of one run")
+    averaged = {}
+    for name, tensor in first["model"].items():
+        if tensor.is_floating_point():
+            averaged[name] = sum(s["model"][name].double() for s in states).div(len(states)).to(tensor.dtype)
+        else:
+            averaged[name] = tensor
+    return {
+        "format": FORMAT,
+        "config": first["config"],
+        "tokenizer": first["tokenizer"],
+        "model": averaged,
+        "averaged_from": [str(p) for p in paths],
+        "state": first["state"],
+        "scores": {},
+    }
+
+
+def select_checkpoints(run_dir: Path, count: int, by: str) -> list[Path]:
+    """The `count` newest step files of a run (`by="last"`), or those with the best validation score."""
+    files = step_files(Path(run_dir) / CKPT_DIR)
+    if by == "best":
+        ranked = []
+        for path in files:
+            scores = load_checkpoint(path).get("scores") or {}
+            if "value" in scores:
+                ranked.append((scores["value"] if scores["higher_is_better"] else -scores["value"], path))
+        files = [path for _, path in sorted(ranked, key=lambda item: item[0], reverse=True)]
+    if len(files) < count:
+        raise CheckpointError(
+            f"{run_dir}: only {len(files)} step checkpoints with scores (asked for {count}); raise train.keep_checkpoints for longer runs"
+        )
+    return files[:count]
+
+
+def save_averaged(path: Path, state: dict[str, Any]) -> None:
+    """Write an averaged checkpoint atomically; never over an existing file."""
+    if Path(path).exists():
+        raise CheckpointError(f"{path}: already exists; choose another --output")
+    write_atomic(Path(path), lambda handle: torch.save(state, handle))

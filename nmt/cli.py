@@ -1,4 +1,4 @@
-"""Entry points nmt-train, nmt-translate, nmt-eval: parse, one library call, exit code.
+"""Entry points nmt-train, nmt-translate, nmt-eval, nmt-average: parse, one library call, exit code.
 
 Errors a user can fix print one line on stderr and exit with code 2. Torch is imported only
 after the arguments and config are known to be good, so mistakes fail fast.
@@ -46,67 +46,25 @@ def train_main(argv: list[str] | None = None) -> int:
 
 
 def _read_input(path: str) -> list[str]:
+    """Lines of a file (plain or .gz) or of stdin ('-'), without line ends."""
     from nmt.data import read_lines
 
-    if path == "-":
-        data = sys.stdin.buffer.read()
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as err:
-            line = data[: err.start].count(b"\n") + 1
-            raise NmtError(f"<stdin>:{line}: invalid UTF-8 (byte {err.start}); send UTF-8 text") from None
-        lines = text.split("\n")
-        if lines[-1] == "":  # the final line end closes the last line; it does not open a new one
-            lines.pop()
-        return [line.removesuffix("\r") for line in lines]
-    return read_lines(path)
-
-
-def translate_main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="nmt-translate", description="Translate raw text with a trained model.")
-    parser.add_argument("--model", required=True, help="run directory or checkpoint file")
-    parser.add_argument("--input", default="-", help="input file (UTF-8, one sentence per line); - = stdin")
-    parser.add_argument("--output", default="-", help="output file; - = stdout")
-    parser.add_argument("--beam", type=int, default=None, help="beam size (1 = greedy); default: the config's decode.beam_size")
-    parser.add_argument(
-        "--nbest", type=int, default=1, help="write the N best translations per input line (TSV: line, rank, score, text)"
-    )
-    parser.add_argument("--max-tokens", type=int, default=None, help="source tokens per batch")
-    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
-    parser.add_argument("--checkpoint", choices=["best", "last"], default="best", help="which checkpoint of a run directory")
-    args = parser.parse_args(argv)
-
-    def body() -> int:
-        if args.beam is not None and args.beam < 1:
-            raise NmtError(f"--beam must be >= 1, got {args.beam}")
-        if args.nbest < 1 or (args.beam is not None and args.nbest > args.beam):
-            raise NmtError(f"--nbest {args.nbest} must be between 1 and the beam size")
-        lines = _read_input(args.input)
-        from nmt.checkpoint import resolve_checkpoint
-        from nmt.translator import Translator
-
-        start = time.perf_counter()
-        translator = Translator.from_checkpoint(resolve_checkpoint(args.model, args.checkpoint), args.device)
-        results = translator.translate_detailed(lines, args.beam, args.nbest, max_tokens=args.max_tokens)
-        out_lines = []
-        for number, result in enumerate(results, start=1):
-            if args.nbest == 1:
-                out_lines.append(result.texts[0] if result.texts else "")
-            else:
-                for rank, (text, hyp) in enumerate(zip(result.texts, result.hypotheses), start=1):
-                    out_lines.append(f"{number}\t{rank}\t{hyp.score:.4f}\t{text}")
-        _write_output(args.output, out_lines)
-        elapsed = time.perf_counter() - start
-        print(
-            f"nmt-translate: {len(lines)} sentences in {elapsed:.1f}s ({len(lines) / max(elapsed, 1e-9):.1f} sent/s)",
-            file=sys.stderr,
-        )
-        return 0
-
-    return _run("nmt-translate", body)
+    if path != "-":
+        return read_lines(path)
+    data = sys.stdin.buffer.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise NmtError(f"<stdin>:{line}: invalid UTF-8 (byte {err.start}); send UTF-8 text") from None
+    lines = text.split("\n")
+    if lines[-1] == "":  # the final line end closes the last line; it does not open a new one
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
 
 
 def _write_output(path: str, lines: list[str]) -> None:
+    """Write lines to a file (atomically) or to stdout ('-')."""
     text = "".join(line + "\n" for line in lines)
     if path == "-":
         sys.stdout.write(text)
@@ -117,47 +75,182 @@ def _write_output(path: str, lines: list[str]) -> None:
     try:
         write_bytes_atomic(Path(path), text.encode("utf-8"))
     except OSError as err:
-        raise NmtError(f"{path}: cannot write output ({err.strerror})") from None
+        raise NmtError(f"{path}: cannot write ({err.strerror}); check the directory exists and is writable") from None
+
+
+def translate_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="nmt-translate", description="Translate raw text with a trained model.")
+    parser.add_argument("--model", required=True, help="run directory or checkpoint file")
+    parser.add_argument("--checkpoint", choices=["best", "last"], default="best", help="which checkpoint of a run directory")
+    parser.add_argument("--input", default="-", help="input file (UTF-8, one sentence per line, may be .gz); - = stdin")
+    parser.add_argument("--output", default="-", help="output file; - = stdout")
+    parser.add_argument("--beam", type=int, help="beam size, 1 = greedy (default: the model config's decode.beam_size)")
+    parser.add_argument("--nbest", type=int, help="hypotheses per input line, written as TSV: line number, rank, score, text")
+    parser.add_argument("--length-penalty", type=float, help="GNMT length penalty alpha (0 = off)")
+    parser.add_argument("--min-len", type=int, help="output pieces before end of sentence is allowed")
+    parser.add_argument("--max-len-a", type=float, help="output cap: a * source pieces + b")
+    parser.add_argument("--max-len-b", type=int, help="output cap: a * source pieces + b")
+    parser.add_argument("--no-unk", action="store_true", help="never output the unknown piece")
+    parser.add_argument("--max-tokens", type=int, help="source tokens per batch")
+    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
+    parser.add_argument("--alignments", help="write attention alignments here: 'src-tgt' piece index pairs per line")
+    parser.add_argument("--attention-plots", metavar="DIR", help="save attention heatmaps (PNG) of the first sentences here")
+    parser.add_argument("--plot-first", type=int, default=10, help="how many sentences --attention-plots draws")
+    args = parser.parse_args(argv)
+
+    def body() -> int:
+        lines = _read_input(args.input)
+        from nmt.checkpoint import resolve_checkpoint
+        from nmt.translator import Translator
+
+        start = time.perf_counter()
+        translator = Translator.from_checkpoint(resolve_checkpoint(args.model, args.checkpoint), args.device)
+        loaded = time.perf_counter()
+        decode = {
+            "beam_size": args.beam,
+            "nbest": args.nbest,
+            "length_penalty": args.length_penalty,
+            "min_len": args.min_len,
+            "max_len_a": args.max_len_a,
+            "max_len_b": args.max_len_b,
+            "max_tokens": args.max_tokens,
+            "allow_unk": False if args.no_unk else None,
+        }
+        options = translator.decode_config(**decode)
+        results = _translate_with_progress(
+            translator, lines, bool(args.alignments or args.attention_plots), args.input != "-", decode
+        )
+        done = time.perf_counter()
+        _write_output(args.output, _format_translations(results, options.nbest))
+        if args.alignments:
+            _write_output(args.alignments, [_alignment_line(r) for r in results])
+        if args.attention_plots:
+            _save_plots(Path(args.attention_plots), results[: args.plot_first], translator)
+        pieces = sum(len(r.hypotheses[0].tokens) + 1 for r in results if r.hypotheses)
+        decode_s = max(done - loaded, 1e-9)
+        print(
+            f"nmt-translate: {len(lines)} sentences, {pieces} output tokens; load {loaded - start:.2f} s, "
+            f"decode {decode_s:.2f} s: {len(lines) / decode_s:.1f} sentences/s, {pieces / decode_s:.0f} tokens/s",
+            file=sys.stderr,
+        )
+        return 0
+
+    return _run("nmt-translate", body)
+
+
+def _translate_with_progress(translator, lines: list[str], attention: bool, show: bool, decode: dict):
+    from tqdm import tqdm
+
+    with tqdm(total=len(lines), unit="sent", disable=not show or None, file=sys.stderr) as bar:
+        return translator.translate_detailed(lines, return_attention=attention, progress=bar.update, **decode)
+
+
+def _format_translations(results, nbest: int) -> list[str]:
+    """One line per input (nbest 1), or `nbest` TSV rows per input: line, rank, score, text."""
+    if nbest == 1:
+        return [r.text for r in results]
+    rows = []
+    for number, result in enumerate(results, start=1):
+        if not result.hypotheses:  # an empty input line still gets its row
+            rows.append(f"{number}\t1\t0.0000\t")
+        for rank, (text, hyp) in enumerate(zip(result.texts, result.hypotheses), start=1):
+            rows.append(f"{number}\t{rank}\t{hyp.score:.4f}\t{text}")
+    return rows
+
+
+def _alignment_line(result) -> str:
+    """'i-j' pairs: output piece j attends most to source piece i (eos steps excluded)."""
+    if not result.hypotheses:
+        return ""
+    hyp = result.hypotheses[0]
+    best = hyp.attention[: len(hyp.tokens)].argmax(dim=-1).tolist()
+    return " ".join(f"{src}-{tgt}" for tgt, src in enumerate(best))
+
+
+def _save_plots(directory: Path, results, translator) -> None:
+    from nmt.plotting import save_attention_plot
+
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise NmtError(f"{directory}: cannot create plot directory ({err.strerror})") from None
+    eos = translator.tokenizer.tgt.pieces([translator.tokenizer.tgt.vocab.eos])
+    for number, result in enumerate(results, start=1):
+        if result.hypotheses:
+            hyp = result.hypotheses[0]
+            tgt_pieces = translator.tokenizer.tgt.pieces(hyp.tokens) + eos
+            save_attention_plot(directory / f"attention_{number:04d}.png", hyp.attention, result.src_pieces, tgt_pieces)
 
 
 def eval_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nmt-eval", description="Score translations with sacrebleu (BLEU, chrF, TER).")
     parser.add_argument("--hyp", help="hypothesis file (detokenized text)")
     parser.add_argument("--ref", nargs="+", required=True, help="reference file(s)")
-    parser.add_argument("--model", help="run directory or checkpoint: translate --src first")
-    parser.add_argument("--src", help="source file to translate with --model")
-    parser.add_argument("--beam", type=int, default=None, help="beam size with --model")
+    parser.add_argument("--model", help="run directory or checkpoint: translate --src first, then score")
+    parser.add_argument("--src", help="source file: translated with --model; with --hyp, used for the length buckets")
+    parser.add_argument("--beam", type=int, help="beam size with --model")
+    parser.add_argument("--compare", metavar="OTHER_HYP", help="paired bootstrap test against another system's output")
     parser.add_argument("--metrics", nargs="+", choices=["bleu", "chrf", "ter"], default=["bleu", "chrf", "ter"])
     parser.add_argument("--tokenize", default="13a", help="sacrebleu BLEU tokenizer (default 13a)")
-    parser.add_argument("--json", help="also write the scores as JSON here")
+    parser.add_argument("--lowercase", action="store_true", help="case-insensitive scores")
+    parser.add_argument("--json", help="also write the report as JSON here")
+    parser.add_argument("--markdown", help="also write the report as Markdown tables here")
     args = parser.parse_args(argv)
 
     def body() -> int:
         from nmt.data import read_lines
+        from nmt.metrics import evaluate
 
         if bool(args.hyp) == bool(args.model):
             raise NmtError("give either --hyp FILE or --model RUN_DIR with --src FILE")
         if args.model and not args.src:
             raise NmtError("--model needs --src FILE to translate")
-        refs = [read_lines(path) for path in args.ref]
+        sources = read_lines(args.src) if args.src else None
         if args.model:
+            from nmt.checkpoint import resolve_checkpoint
             from nmt.translator import Translator
 
-            hyps = Translator.from_run_dir(args.model).translate(read_lines(args.src), args.beam)
-            hyp_name = f"{args.model} on {args.src}"
+            hyps = Translator.from_checkpoint(resolve_checkpoint(args.model)).translate(sources, beam_size=args.beam)
+            hyp_name = f"translation of {args.src}"
         else:
             hyps, hyp_name = read_lines(args.hyp), args.hyp
-        for path, ref in zip(args.ref, refs):
-            if len(ref) != len(hyps):
-                raise NmtError(f"{hyp_name} has {len(hyps)} lines but {path} has {len(ref)}; they must match line by line")
-        from nmt.metrics import score_corpus
-
-        scores = score_corpus(hyps, refs, args.metrics, args.tokenize)
-        for score in scores.values():
-            print(f"{score.text}\n  signature: {score.signature}")
+        named = [(path, read_lines(path)) for path in args.ref]
+        if sources is not None:
+            named.append((args.src, sources))
+        compare = (args.compare, read_lines(args.compare)) if args.compare else None
+        if compare is not None:
+            named.append(compare)
+        for path, lines in named:
+            if len(lines) != len(hyps):
+                raise NmtError(f"{hyp_name} has {len(hyps)} lines but {path} has {len(lines)}; they must match line by line")
+        refs = [lines for _, lines in named[: len(args.ref)]]
+        report = evaluate(hyps, refs, args.metrics, args.tokenize, args.lowercase, sources, compare)
+        print(report.to_text())
         if args.json:
-            report = {name: {"score": s.score, "signature": s.signature} for name, s in scores.items()}
-            _write_output(args.json, [json.dumps(report, indent=2)])
+            _write_output(args.json, [json.dumps(report.to_json(), indent=2)])
+        if args.markdown:
+            _write_output(args.markdown, [report.to_markdown()])
         return 0
 
     return _run("nmt-eval", body)
+
+
+def average_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="nmt-average", description="Average the weights of a run's last or best N checkpoints.")
+    parser.add_argument("--model", required=True, help="run directory")
+    parser.add_argument("--last", type=int, help="average the N newest step checkpoints")
+    parser.add_argument("--best", type=int, help="average the N step checkpoints with the best validation score")
+    parser.add_argument("--output", required=True, help="new checkpoint file (must not exist)")
+    args = parser.parse_args(argv)
+
+    def body() -> int:
+        if (args.last is None) == (args.best is None) or (args.last or args.best) < 1:
+            raise NmtError("give exactly one of --last N or --best N, with N >= 1")
+        from nmt.checkpoint import average_checkpoints, save_averaged, select_checkpoints
+
+        paths = select_checkpoints(Path(args.model), args.last or args.best, "last" if args.last else "best")
+        save_averaged(Path(args.output), average_checkpoints(paths))
+        print(f"nmt-average: wrote {args.output} from {', '.join(p.name for p in paths)}", file=sys.stderr)
+        return 0
+
+    return _run("nmt-average", body)

@@ -130,11 +130,14 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class DecodeConfig:
-    beam_size: int = 5
+    beam_size: int = 5  # 1 = greedy search
+    nbest: int = 1  # hypotheses returned per sentence (<= beam_size)
     valid_beam_size: int = 1  # search used by validation BLEU during training; 1 = greedy
     length_penalty: float = 0.0  # GNMT alpha; 0 = off
     max_len_a: float = 1.5  # output length cap: a * src_len + b pieces
     max_len_b: int = 10
+    min_len: int = 0  # output pieces before eos is allowed
+    allow_unk: bool = True  # False forbids the unknown piece in outputs
     max_tokens: int = 8000  # padded source tokens per translation batch
 
 
@@ -316,6 +319,11 @@ def _scalar(hint: type, value: Any, key: str, source: str) -> Any:
     elif hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
     elif hint is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
@@ -365,8 +373,13 @@ def validate(config: Config, source: str = "<config>") -> None:
         )
     if train.max_tokens < config.data.max_len + 2:
         fail("train.max_tokens", f"must be at least data.max_len + 2 = {config.data.max_len + 2} so every pair fits")
-    if train.early_stopping_metric == "bleu" and config.data.valid is None and train.early_stopping_patience:
+    if config.data.valid is None and train.early_stopping_patience:
         fail("train.early_stopping_patience", "early stopping needs a data.valid corpus")
+    if config.decode.nbest > config.decode.beam_size:
+        fail(
+            "decode.nbest",
+            f"{config.decode.nbest} is more than decode.beam_size {config.decode.beam_size}; raise the beam or lower nbest",
+        )
     if config.decode.max_tokens < 2 * config.data.max_len:
         fail("decode.max_tokens", f"must be at least 2 * data.max_len = {2 * config.data.max_len}")
 
@@ -387,6 +400,7 @@ def _check_ranges(config: Config, fail) -> None:
         "train.lr": config.train.lr,
         "data.max_len": config.data.max_len,
         "decode.beam_size": config.decode.beam_size,
+        "decode.nbest": config.decode.nbest,
         "decode.valid_beam_size": config.decode.valid_beam_size,
         "decode.max_tokens": config.decode.max_tokens,
     }
@@ -421,6 +435,7 @@ def _check_ranges(config: Config, fail) -> None:
         "data.max_len_ratio": config.data.max_len_ratio,
         "data.max_valid_sentences": config.data.max_valid_sentences,
         "decode.length_penalty": config.decode.length_penalty,
+        "decode.min_len": config.decode.min_len,
     }
     for key, value in non_negative.items():
         if value < 0:

@@ -38,16 +38,19 @@ def _mask_log_probs(
 ) -> torch.Tensor:
     """Forbid tokens, forbid eos before `min_len`, force eos at each row's max length.
 
-    log_probs [N, V], max_lens [N] (output length cap per row, eos included) -> [N, V].
+    log_probs [N, V], max_lens [N] (output length cap per row, eos included) -> a new [N, V];
+    the cap wins over `min_len`, so every row ends by its cap.
     """
+    banned = torch.zeros(log_probs.size(-1), dtype=torch.bool, device=log_probs.device)  # [V]
     if forbid:
-        log_probs[:, list(forbid)] = NEG_INF
+        banned[list(forbid)] = True
     if step < min_len:
-        log_probs[:, eos] = NEG_INF
+        banned[eos] = True
     at_limit = (step + 1 >= max_lens).unsqueeze(1)  # [N, 1]
-    not_eos = torch.ones_like(log_probs, dtype=torch.bool)
-    not_eos[:, eos] = False
-    return log_probs.masked_fill(at_limit & not_eos, NEG_INF)
+    not_eos = torch.ones_like(banned)
+    not_eos[eos] = False
+    banned = (banned.unsqueeze(0) & ~at_limit) | (at_limit & not_eos)  # [N, V]
+    return log_probs.masked_fill(banned, NEG_INF)
 
 
 def greedy_search(

@@ -65,7 +65,10 @@ class Tracker:
 
     def start_progress(self, total: int | None, initial: int) -> None:
         if self.enabled:
-            self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, file=sys.stderr, mininterval=1.0)
+            # disable=None: a bar on a terminal, none in redirected logs (the log lines carry the numbers)
+            self.bar = tqdm(
+                total=total, initial=initial, unit="step", dynamic_ncols=True, file=sys.stderr, mininterval=1.0, disable=None
+            )
 
     def progress(self, steps: int = 1, **postfix: str) -> None:
         if self.bar is not None:

@@ -179,6 +179,7 @@ class Trainer:
         cfg, tracker = self.config.train, self.tracker
         tracker.start_progress(cfg.max_steps or None, state.step)
         window = _Window()
+        last_loss = "-"  # reading the loss every step would stall the GPU; it is shown at log steps
         while True:
             batches = self._epoch_batches(state.epoch)
             while state.batch_in_epoch < len(batches):
@@ -187,9 +188,9 @@ class Trainer:
                 window.add(self._update(group))
                 state.step += 1
                 state.batch_in_epoch += len(group)
-                tracker.progress(1, **window.postfix(lr))
+                tracker.progress(1, loss=last_loss, **window.postfix(lr))
                 if state.step % cfg.log_every_steps == 0:
-                    self._log_train(window, state, lr)
+                    last_loss = f"{self._log_train(window, state, lr):.3f}"
                     window = _Window()
                 if cfg.max_steps and state.step >= cfg.max_steps:
                     return self._finish(state, f"reached train.max_steps={cfg.max_steps}")
@@ -255,7 +256,8 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         return {"loss": loss_sum, "nll": nll_sum, "tokens": num_tokens, "grad_norm": grad_norm}
 
-    def _log_train(self, window: _Window, state: TrainState, lr: float) -> None:
+    def _log_train(self, window: _Window, state: TrainState, lr: float) -> float:
+        """Log the window's statistics; returns its loss per token."""
         stats = window.summary()
         self.tracker.scalars(
             {
@@ -271,6 +273,7 @@ class Trainer:
             f"step {state.step} epoch {state.epoch}: loss {stats['loss']:.3f} ppl {stats['ppl']:.2f} "
             f"lr {lr:.2e} grad_norm {stats['grad_norm']:.2f} {stats['tokens_per_s']:.0f} tgt tok/s"
         )
+        return stats["loss"]
 
     # ----------------------------------------------------------------------------------------
     # validation and checkpoints
@@ -278,9 +281,11 @@ class Trainer:
     def _validate_and_save(self, state: TrainState) -> None:
         cfg = self.config.train
         is_best = False
+        record: dict[str, Any] = {}
         if self.valid_data is not None:
             scores = self.validate()
             self.tracker.scalars({f"valid/{k}": v for k, v in scores.items()}, state.step)
+            self._plot_attention(state.step)
             self.tracker.log(
                 f"validation at step {state.step}: loss {scores['loss']:.3f} ppl {scores['ppl']:.2f} "
                 f"bleu {scores['bleu']:.2f} (beam {self.config.decode.valid_beam_size})"
@@ -288,6 +293,7 @@ class Trainer:
             metric = cfg.early_stopping_metric
             higher = metric == "bleu"
             score = scores[metric]
+            record = {"metric": metric, "value": score, "higher_is_better": higher, **scores}
             is_best = state.best_score is None or (score > state.best_score if higher else score < state.best_score)
             if is_best:
                 state.best_score, state.bad_validations = score, 0
@@ -299,7 +305,7 @@ class Trainer:
                 state.stopped = f"early stopping: no {metric} improvement in {cfg.early_stopping_patience} validations"
         else:
             is_best = True  # without validation data the newest model is the best we know
-        path = save_checkpoint(self.run_dir, self._checkpoint_state(state), state.step, is_best, cfg.keep_checkpoints)
+        path = save_checkpoint(self.run_dir, self._checkpoint_state(state, record), state.step, is_best, cfg.keep_checkpoints)
         self._saved_step = state.step
         self.tracker.log(f"saved {path}" + (" (best)" if is_best else ""))
 
@@ -317,15 +323,30 @@ class Trainer:
                 logits = self.model(batch.src, batch.src_lens, batch.tgt_in)
             nll += float(label_smoothed_nll(logits, batch.tgt_out, pad, 0.0).nll)
             tokens += batch.num_tgt_tokens
+        # Same translator, detokenizer and sacrebleu call as nmt-eval, so the numbers agree.
         translator = Translator(self.model, self.tokenizer, cfg, self.device)
-        hyps = translator.search_ids(data.src_ids, beam_size=cfg.decode.valid_beam_size)
-        texts = self.tokenizer.tgt.decode([h[0].tokens if h else [] for h in hyps])
+        texts = translator.translate(data.src_text, beam_size=cfg.decode.valid_beam_size, nbest=1)
         bleu = score_corpus(texts, [data.tgt_text], ("bleu",), cfg.eval.bleu_tokenize, cfg.eval.lowercase)["bleu"].score
         loss = nll / max(tokens, 1)
         return {"loss": loss, "ppl": math.exp(min(loss, 100.0)), "bleu": bleu}
 
-    def _checkpoint_state(self, state: TrainState) -> dict[str, Any]:
+    def _plot_attention(self, step: int, count: int = 3) -> None:
+        """Attention heatmaps of the first validation sentences, as TensorBoard images."""
+        from nmt.plotting import attention_figure
+
+        translator = Translator(self.model, self.tokenizer, self.config, self.device)
+        beam = self.config.decode.valid_beam_size
+        examples = translator.translate_detailed(self.valid_data.src_text[:count], return_attention=True, beam_size=beam, nbest=1)
+        eos = self.tokenizer.tgt.pieces([self.tokenizer.tgt.vocab.eos])
+        for i, example in enumerate(examples):
+            if example.hypotheses and example.hypotheses[0].attention is not None:
+                hyp = example.hypotheses[0]
+                figure = attention_figure(hyp.attention, example.src_pieces, self.tokenizer.tgt.pieces(hyp.tokens) + eos)
+                self.tracker.figure(f"attention/valid_{i}", figure, step)
+
+    def _checkpoint_state(self, state: TrainState, scores: dict[str, Any]) -> dict[str, Any]:
         return {
+            "scores": scores,
             "config": self.config.to_dict(),
             "tokenizer": self.tokenizer.protos(),
             "model": self.model.state_dict(),

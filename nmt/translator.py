@@ -6,16 +6,19 @@ so all three decode and detokenize identically.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from nmt.batching import make_batches, pad_source
 from nmt.checkpoint import load_checkpoint, resolve_checkpoint
-from nmt.config import Config, config_from_dict
+from nmt.config import Config, DecodeConfig, config_from_dict, validate
+from nmt.errors import CheckpointError, ConfigError
 from nmt.model import Seq2Seq
 from nmt.search import Hypothesis, beam_search, greedy_search
 from nmt.tokenizer import Tokenizer
@@ -25,9 +28,13 @@ from nmt.tokenizer import Tokenizer
 class Translation:
     """One input line's result: the n-best hypotheses, best first, detokenized."""
 
-    texts: list[str]
-    hypotheses: list[Hypothesis]  # empty for an empty input line
-    src_pieces: list[str]
+    texts: list[str]  # empty for an empty input line
+    hypotheses: list[Hypothesis]
+    src_pieces: list[str]  # source pieces as the model saw them, eos included
+
+    @property
+    def text(self) -> str:
+        return self.texts[0] if self.texts else ""
 
 
 class Translator:
@@ -40,12 +47,19 @@ class Translator:
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | None = None) -> Translator:
         """Rebuild model, tokenizer and config from one checkpoint file."""
-        device_ = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        try:
+            device_ = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        except RuntimeError:
+            raise ConfigError(f"--device {device!r}: not a device; use cpu, cuda or cuda:N") from None
         ckpt = load_checkpoint(path)
         config = config_from_dict(ckpt["config"], f"{path} (stored config)")
         tokenizer = Tokenizer.from_protos(ckpt["tokenizer"], str(path))
         model = Seq2Seq(config.model, tokenizer.src.vocab, tokenizer.tgt.vocab)
-        model.load_state_dict(ckpt["model"])
+        try:
+            model.load_state_dict(ckpt["model"])
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()[0]
+            raise CheckpointError(f"{path}: weights do not match the stored config ({first})") from None
         return cls(model.to(device_), tokenizer, config, device_)
 
     @classmethod
@@ -53,21 +67,32 @@ class Translator:
         """Load a run directory's best (or last) checkpoint."""
         return cls.from_checkpoint(resolve_checkpoint(run_dir, which), device)
 
-    def translate(self, lines: list[str], beam_size: int | None = None, nbest: int = 1, **options) -> list[str]:
+    def decode_config(self, **overrides: Any) -> DecodeConfig:
+        """The config's `decode` section with `overrides` (beam_size=..., nbest=...), validated."""
+        unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(DecodeConfig)})
+        if unknown:
+            raise ConfigError(f"unknown decode option(s) {', '.join(unknown)}")
+        decode = dataclasses.replace(self.config.decode, **{k: v for k, v in overrides.items() if v is not None})
+        validate(dataclasses.replace(self.config, decode=decode), "decode options")
+        return decode
+
+    def translate(self, lines: list[str], **decode: Any) -> list[str]:
         """Raw lines -> best translation of each (empty line -> empty string)."""
-        return [t.texts[0] if t.texts else "" for t in self.translate_detailed(lines, beam_size, nbest, **options)]
+        return [t.text for t in self.translate_detailed(lines, **decode)]
 
     def translate_detailed(
         self,
         lines: list[str],
-        beam_size: int | None = None,
-        nbest: int = 1,
         return_attention: bool = False,
-        max_tokens: int | None = None,
         warn: Callable[[str], None] | None = None,
         progress: Callable[[int], None] | None = None,
+        **decode: Any,
     ) -> list[Translation]:
-        """Translate with n-best lists, scores and (optionally) attention; one result per line."""
+        """Translate with n-best lists, scores and (optionally) attention; one result per line.
+
+        A line longer than `data.max_len` pieces is truncated (with a warning), not dropped.
+        """
+        options = self.decode_config(**decode)
         warn = warn or (lambda message: print(message, file=sys.stderr))
         src_ids = self.tokenizer.src.encode(lines)
         limit = self.config.data.max_len
@@ -75,60 +100,62 @@ class Translator:
             if len(ids) > limit:
                 warn(f"warning: input line {number} has {len(ids)} pieces; translating its first {limit}")
                 src_ids[number - 1] = ids[:limit]
-        hyps = self.search_ids(src_ids, beam_size, nbest, return_attention, max_tokens, progress)
+        hyps = self.search_ids(src_ids, options, return_attention, progress)
+        eos_piece = self.tokenizer.src.pieces([self.tokenizer.src.vocab.eos])
         results = []
         for ids, line_hyps in zip(src_ids, hyps):
+            for hyp in line_hyps:
+                if hyp.attention is not None:  # batch padding -> this sentence's own source length
+                    hyp.attention = hyp.attention[:, : len(ids) + 1]
             texts = self.tokenizer.tgt.decode([h.tokens for h in line_hyps])
-            results.append(Translation(texts=texts, hypotheses=line_hyps, src_pieces=self.tokenizer.src.pieces(ids)))
+            results.append(Translation(texts=texts, hypotheses=line_hyps, src_pieces=self.tokenizer.src.pieces(ids) + eos_piece))
         return results
 
     @torch.inference_mode()
     def search_ids(
         self,
         src_ids: list[list[int]],
-        beam_size: int | None = None,
-        nbest: int = 1,
+        options: DecodeConfig,
         return_attention: bool = False,
-        max_tokens: int | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> list[list[Hypothesis]]:
-        """Search every source id list (no bos/eos); empty sources give no hypotheses."""
-        decode = self.config.decode
-        beam = beam_size or decode.beam_size
-        budget = max(1, (max_tokens or decode.max_tokens) // beam)
+        """Search every source id list (no bos/eos); an empty source gets no hypotheses."""
+        budget = max(1, options.max_tokens // options.beam_size)
         results: list[list[Hypothesis]] = [[] for _ in src_ids]
         todo = [i for i, ids in enumerate(src_ids) if ids]
         costs = [len(src_ids[i]) + 1 for i in todo]
         for batch in make_batches(costs, budget):
             indices = [todo[j] for j in batch]
-            for index, hyps in zip(indices, self._search_batch([src_ids[i] for i in indices], beam, nbest, return_attention)):
+            found = self._search_batch([src_ids[i] for i in indices], options, return_attention)
+            for index, hyps in zip(indices, found):
                 results[index] = hyps
             if progress is not None:
                 progress(len(indices))
         return results
 
-    def _search_batch(self, seqs: list[list[int]], beam: int, nbest: int, return_attention: bool) -> list[list[Hypothesis]]:
-        vocab, decode = self.tokenizer.src.vocab, self.config.decode
-        src, src_lens = pad_source(seqs, vocab.pad, vocab.eos)  # [B, S], [B]
+    def _search_batch(self, seqs: list[list[int]], options: DecodeConfig, return_attention: bool) -> list[list[Hypothesis]]:
+        src_vocab, tgt_vocab = self.tokenizer.src.vocab, self.tokenizer.tgt.vocab
+        src, src_lens = pad_source(seqs, src_vocab.pad, src_vocab.eos)  # [B, S], [B]
         memory, state = self.model.encode(src.to(self.device), src_lens)
-        max_lens = (decode.max_len_a * (src_lens - 1) + decode.max_len_b).long().clamp(min=1).to(self.device)  # [B]
-        tgt = self.tokenizer.tgt.vocab
-        if beam == 1:
-            found = greedy_search(
-                self._step, _reorder, (state, memory), tgt.bos, tgt.eos, max_lens, return_attention=return_attention
-            )
-            return [[h] for h in found]
+        max_lens = (options.max_len_a * (src_lens - 1) + options.max_len_b).long().clamp(min=1).to(self.device)  # [B]
+        common = {
+            "bos": tgt_vocab.bos,
+            "eos": tgt_vocab.eos,
+            "max_lens": max_lens,
+            "min_len": options.min_len,
+            "forbid": () if options.allow_unk else (tgt_vocab.unk,),
+            "return_attention": return_attention,
+        }
+        if options.beam_size == 1:
+            return [[h] for h in greedy_search(self._step, _reorder, (state, memory), **common)]
         return beam_search(
             self._step,
             _reorder,
             (state, memory),
-            tgt.bos,
-            tgt.eos,
-            max_lens,
-            beam_size=beam,
-            nbest=nbest,
-            alpha=decode.length_penalty,
-            return_attention=return_attention,
+            beam_size=options.beam_size,
+            nbest=options.nbest,
+            alpha=options.length_penalty,
+            **common,
         )
 
     def _step(self, prev: torch.Tensor, state):
