@@ -1,0 +1,297 @@
+"""Tests for nmt.data: reading plain/.gz/Hugging Face corpora, their errors, and pair filtering."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from nmt.config import CorpusConfig
+from nmt.data import FilterReport, ReadReport, filter_pairs, read_corpus, read_lines
+from nmt.errors import DataError
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def one_line_error(info: pytest.ExceptionInfo) -> str:
+    message = str(info.value)
+    assert "\n" not in message
+    assert "Traceback" not in message
+    return message
+
+
+# ---------------------------------------------------------------------------------------------
+# read_lines
+
+
+def test_read_plain(tmp_path):
+    path = write(tmp_path / "a.txt", "ein Hund\nüber die Straße\n\nletzte".encode())
+    assert read_lines(path) == ["ein Hund", "über die Straße", "", "letzte"]
+
+
+def test_read_gz(tmp_path):
+    path = tmp_path / "a.txt.gz"
+    with gzip.open(path, "wb") as handle:
+        handle.write(b"eins\nzwei\ndrei\n")
+    assert read_lines(path) == ["eins", "zwei", "drei"]
+
+
+def test_gz_and_plain_agree(tmp_path):
+    text = "α β\nγ\n".encode()
+    plain = write(tmp_path / "x.txt", text)
+    packed = tmp_path / "x.gz"
+    packed.write_bytes(gzip.compress(text))
+    assert read_lines(plain) == read_lines(packed)
+
+
+def test_crlf_repaired_and_counted(tmp_path):
+    path = write(tmp_path / "win.txt", b"one\r\ntwo\nthree\r\nfour")
+    report = ReadReport()
+    assert read_lines(path, report) == ["one", "two", "three", "four"]
+    assert report.crlf_lines == 2
+
+
+def test_crlf_counts_accumulate_across_files(tmp_path):
+    report = ReadReport()
+    read_lines(write(tmp_path / "a", b"x\r\ny\r\n"), report)
+    read_lines(write(tmp_path / "b", b"z\r\n"), report)
+    assert report.crlf_lines == 3
+
+
+def test_inner_carriage_return_is_kept(tmp_path):
+    assert read_lines(write(tmp_path / "a", b"a\rb\n")) == ["a\rb"]
+
+
+def test_utf8_bom_is_dropped(tmp_path):
+    path = write(tmp_path / "bom.txt", "\ufeffHallo\nWelt\n".encode())
+    assert read_lines(path) == ["Hallo", "Welt"]
+
+
+def test_invalid_utf8_names_file_and_line(tmp_path):
+    path = write(tmp_path / "latin1.txt", "gut\nauch gut\nStra\xdfe\n".encode("latin-1"))
+    with pytest.raises(DataError) as info:
+        read_lines(path)
+    assert f"{path}:3:" in one_line_error(info)
+
+
+def test_invalid_utf8_in_gz_names_line(tmp_path):
+    path = tmp_path / "bad.gz"
+    path.write_bytes(gzip.compress(b"ok\n\xff\xfe\n"))
+    with pytest.raises(DataError) as info:
+        read_lines(path)
+    assert f"{path}:2:" in one_line_error(info)
+
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "nope.txt"
+    with pytest.raises(DataError) as info:
+        read_lines(path)
+    message = one_line_error(info)
+    assert str(path) in message
+    assert "not found" in message
+
+
+@pytest.mark.parametrize("content", [b"not gzip at all", gzip.compress(b"line one\nline two\n" * 50)[:30]])
+def test_broken_gz_is_data_error(tmp_path, content):
+    path = write(tmp_path / "broken.gz", content)
+    with pytest.raises(DataError) as info:
+        read_lines(path)
+    assert str(path) in one_line_error(info)
+
+
+def test_empty_file_reads_as_no_lines(tmp_path):
+    assert read_lines(write(tmp_path / "e", b"")) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# read_corpus (files)
+
+
+def test_read_corpus_pairs_lines(tmp_path):
+    src = write(tmp_path / "s", b"a\nb\n")
+    tgt = write(tmp_path / "t", b"x\ny\n")
+    assert read_corpus(CorpusConfig(src=str(src), tgt=str(tgt)), "data.train") == (["a", "b"], ["x", "y"])
+
+
+def test_read_corpus_logs_crlf(tmp_path):
+    src = write(tmp_path / "s", b"a\r\nb\r\n")
+    tgt = write(tmp_path / "t", b"x\ny\r\n")
+    messages = []
+    src_lines, tgt_lines = read_corpus(CorpusConfig(src=str(src), tgt=str(tgt)), "data.train", messages.append)
+    assert (src_lines, tgt_lines) == (["a", "b"], ["x", "y"])
+    assert len(messages) == 1
+    assert "3" in messages[0] and "CRLF" in messages[0] and "data.train" in messages[0]
+
+
+def test_read_corpus_no_log_without_crlf(tmp_path):
+    messages = []
+    read_corpus(
+        CorpusConfig(src=str(write(tmp_path / "s", b"a\n")), tgt=str(write(tmp_path / "t", b"b\n"))), "x", messages.append
+    )
+    assert messages == []
+
+
+def test_mismatched_line_counts(tmp_path):
+    src = write(tmp_path / "train.de", b"a\nb\nc\n")
+    tgt = write(tmp_path / "train.en", b"x\ny\n")
+    with pytest.raises(DataError) as info:
+        read_corpus(CorpusConfig(src=str(src), tgt=str(tgt)), "data.train")
+    message = one_line_error(info)
+    assert str(src) in message and str(tgt) in message
+    assert "3" in message and "2" in message
+    assert "data.train" in message
+
+
+def test_empty_corpus(tmp_path):
+    src = write(tmp_path / "s", b"")
+    tgt = write(tmp_path / "t", b"")
+    with pytest.raises(DataError) as info:
+        read_corpus(CorpusConfig(src=str(src), tgt=str(tgt)), "data.valid")
+    message = one_line_error(info)
+    assert "empty" in message and str(src) in message
+
+
+def test_corpus_with_one_missing_file(tmp_path):
+    src = write(tmp_path / "s", b"a\n")
+    with pytest.raises(DataError, match="t.missing"):
+        read_corpus(CorpusConfig(src=str(src), tgt=str(tmp_path / "t.missing")), "data.train")
+
+
+# ---------------------------------------------------------------------------------------------
+# read_corpus (Hugging Face datasets, local builder only)
+
+
+@pytest.fixture
+def hf_offline(tmp_path, monkeypatch):
+    """No network, and the datasets cache inside tmp_path."""
+    import datasets
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    # datasets and huggingface_hub read the environment at import time: patch their copies too.
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True, raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True, raising=False)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf_cache")
+    return tmp_path
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+RECORDS = [
+    {"translation": {"de": "ein Hund läuft", "en": "a dog runs"}},
+    {"translation": {"de": "zwei Katzen", "en": "two cats"}},
+    {"translation": {"de": "Straße", "en": "street"}},
+]
+
+
+def hf_corpus(path: Path, src_field: str = "translation.de", tgt_field: str = "translation.en") -> CorpusConfig:
+    return CorpusConfig(dataset="json", data_files=str(path), split="train", src_field=src_field, tgt_field=tgt_field)
+
+
+def test_hf_json_builder(hf_offline):
+    path = write_jsonl(hf_offline / "pairs.jsonl", RECORDS)
+    src, tgt = read_corpus(hf_corpus(path), "data.train")
+    assert src == ["ein Hund läuft", "zwei Katzen", "Straße"]
+    assert tgt == ["a dog runs", "two cats", "street"]
+
+
+def test_hf_top_level_fields(hf_offline):
+    path = write_jsonl(hf_offline / "flat.jsonl", [{"de": "eins", "en": "one"}, {"de": "zwei", "en": "two"}])
+    assert read_corpus(hf_corpus(path, "de", "en"), "data.train") == (["eins", "zwei"], ["one", "two"])
+
+
+def test_hf_missing_field_names_it(hf_offline):
+    path = write_jsonl(hf_offline / "pairs.jsonl", RECORDS)
+    with pytest.raises(DataError) as info:
+        read_corpus(hf_corpus(path, tgt_field="translation.fr"), "data.train")
+    message = one_line_error(info)
+    assert "translation.fr" in message
+    assert "de" in message and "en" in message, "the error lists the fields that exist"
+
+
+def test_hf_non_text_field(hf_offline):
+    path = write_jsonl(hf_offline / "nums.jsonl", [{"de": 1, "en": "one"}, {"de": 2, "en": "two"}])
+    with pytest.raises(DataError, match="'de'"):
+        read_corpus(hf_corpus(path, "de", "en"), "data.train")
+
+
+def test_hf_missing_data_file(hf_offline):
+    path = hf_offline / "missing.jsonl"
+    with pytest.raises(DataError) as info:
+        read_corpus(hf_corpus(path), "data.train")
+    assert "missing.jsonl" in one_line_error(info)
+
+
+def test_hf_unreachable_hub_dataset(hf_offline):
+    corpus = CorpusConfig(dataset="nmt-tests-nobody/no-such-dataset", src_field="a", tgt_field="b")
+    with pytest.raises(DataError) as info:
+        read_corpus(corpus, "data.train")
+    message = one_line_error(info)
+    assert "nmt-tests-nobody/no-such-dataset" in message
+    assert "data.train" in message
+
+
+# ---------------------------------------------------------------------------------------------
+# filter_pairs
+
+
+def ids(n: int) -> list[int]:
+    return list(range(4, 4 + n))
+
+
+def test_filter_keeps_good_pairs():
+    keep, report = filter_pairs([ids(3), ids(5)], [ids(4), ids(5)], max_len=10, max_len_ratio=0.0)
+    assert keep == [0, 1]
+    assert report.kept == 2
+    assert not report.dropped
+    assert report.summary("data.train") == "data.train: 2 pairs, none dropped"
+
+
+def test_filter_drops_with_counts():
+    src = [ids(3), [], ids(2), ids(11), ids(5), ids(1), ids(2), ids(10)]
+    tgt = [ids(3), ids(2), [], ids(2), ids(12), ids(5), ids(4), ids(10)]
+    keep, report = filter_pairs(src, tgt, max_len=10, max_len_ratio=3.0)
+    assert keep == [0, 6, 7]  # 2 vs 4 is ratio 2; 10 == max_len is allowed
+    assert report.kept == 3
+    assert report.dropped == {"empty": 2, "longer than 10 pieces": 2, "length ratio above 3": 1}
+    summary = report.summary("data.train")
+    assert "kept 3 of 8" in summary
+    assert "2 empty" in summary and "2 longer than 10 pieces" in summary and "1 length ratio above 3" in summary
+
+
+def test_ratio_filter_off_at_zero():
+    keep, report = filter_pairs([ids(1)], [ids(9)], max_len=10, max_len_ratio=0.0)
+    assert keep == [0] and not report.dropped
+
+
+def test_ratio_boundary_is_kept():
+    keep, _ = filter_pairs([ids(2), ids(2)], [ids(5), ids(6)], max_len=10, max_len_ratio=2.5)
+    assert keep == [0]
+
+
+def test_ratio_is_symmetric():
+    keep, _ = filter_pairs([ids(8), ids(2)], [ids(2), ids(8)], max_len=10, max_len_ratio=3.0)
+    assert keep == []
+
+
+def test_filter_report_total_matches_input():
+    src = [ids(n % 7) for n in range(50)]
+    tgt = [ids((3 * n) % 13) for n in range(50)]
+    keep, report = filter_pairs(src, tgt, max_len=10, max_len_ratio=2.0)
+    assert report.kept == len(keep)
+    assert report.kept + sum(report.dropped.values()) == 50
+    assert keep == sorted(set(keep))
+
+
+def test_empty_report_summary():
+    assert FilterReport().summary("x") == "x: 0 pairs, none dropped"

@@ -1,0 +1,254 @@
+"""Tests for nmt.decoder and nmt.model: teacher forcing equals stepping, padding invariance, tying."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nmt.batching import collate
+from nmt.config import AttentionConfig, DecoderConfig, EncoderConfig, ModelConfig
+from nmt.model import Seq2Seq
+from nmt.tokenizer import Vocab
+
+VOCAB = Vocab(size=20, pad=0, unk=1, bos=2, eos=3)
+ATTENTIONS = {
+    "bahdanau": AttentionConfig(type="bahdanau", hidden_size=7),
+    "luong-dot": AttentionConfig(type="luong", score="dot"),
+    "luong-general": AttentionConfig(type="luong", score="general"),
+    "luong-concat": AttentionConfig(type="luong", score="concat", hidden_size=7),
+}
+ATOL = 1e-5
+
+
+def model_config(attention: str = "bahdanau", input_feeding: bool = True, rnn_type: str = "lstm", **extra) -> ModelConfig:
+    fields = {
+        "embedding_dim": 8,
+        "embedding_dropout": 0.3,
+        "encoder": EncoderConfig(rnn_type=rnn_type, hidden_size=6, num_layers=2, dropout=0.3),
+        "attention": ATTENTIONS[attention],
+        "decoder": DecoderConfig(
+            rnn_type=rnn_type, hidden_size=12, num_layers=2, dropout=0.3, input_feeding=input_feeding, hidden_dropout=0.3
+        ),
+    }
+    fields.update(extra)
+    return ModelConfig(**fields)
+
+
+def build(cfg: ModelConfig, seed: int = 0) -> Seq2Seq:
+    torch.manual_seed(seed)
+    return Seq2Seq(cfg, VOCAB, VOCAB).eval()
+
+
+SRC = [[5, 6, 7], [8, 9, 10, 11, 12, 13, 14], [15], [4, 16, 17, 18, 19]]
+TGT = [[6, 7], [9, 10, 11, 12, 13, 14], [4, 5, 6, 7], [19]]
+
+
+def batch(indices: list[int]):
+    return collate(indices, SRC, TGT, VOCAB.pad, VOCAB.bos, VOCAB.eos)
+
+
+@pytest.fixture(
+    params=[(a, f, r) for a in ATTENTIONS for f in (True, False) for r in ("lstm", "gru")], ids=lambda p: "-".join(map(str, p))
+)
+def model(request) -> Seq2Seq:
+    attention, feeding, rnn = request.param
+    return build(model_config(attention, feeding, rnn))
+
+
+def step_loop(model: Seq2Seq, b) -> tuple[torch.Tensor, torch.Tensor]:
+    memory, state = model.encode(b.src, b.src_lens)
+    logits, weights = [], []
+    for t in range(b.tgt_in.size(1)):
+        step_logits, state, step_weights = model.decoder.step(b.tgt_in[:, t], state, memory)
+        logits.append(step_logits)
+        weights.append(step_weights)
+    return torch.stack(logits, dim=1), torch.stack(weights, dim=1)
+
+
+def test_forward_equals_step_loop(model):
+    b = batch([0, 1, 2, 3])
+    with torch.no_grad():
+        forced = model(b.src, b.src_lens, b.tgt_in)
+        stepped, _ = step_loop(model, b)
+    assert forced.shape == (4, b.tgt_in.size(1), VOCAB.size)
+    torch.testing.assert_close(forced, stepped, atol=ATOL, rtol=0)
+
+
+def test_decoder_forward_weights_equal_step_weights(model):
+    b = batch([1, 2])
+    with torch.no_grad():
+        memory, state = model.encode(b.src, b.src_lens)
+        _, weights = model.decoder(b.tgt_in, state, memory)
+        _, stepped = step_loop(model, b)
+    torch.testing.assert_close(weights, stepped, atol=ATOL, rtol=0)
+    pad = (b.src == VOCAB.pad).unsqueeze(1).expand_as(weights)
+    assert (weights[pad] == 0).all()
+    torch.testing.assert_close(weights.sum(-1), torch.ones(weights.shape[:2]))
+
+
+@pytest.mark.parametrize("order", ["short-first", "short-last"])
+def test_source_padding_does_not_change_result(model, order):
+    # Sentence 0 alone vs. padded next to the longer sentence 1 (source and target both padded).
+    alone = batch([0])
+    together = batch([0, 1] if order == "short-first" else [1, 0])
+    row = 0 if order == "short-first" else 1
+    assert together.src.size(1) > alone.src.size(1)
+    steps = alone.tgt_in.size(1)
+    with torch.no_grad():
+        expected = model(alone.src, alone.src_lens, alone.tgt_in)[0]
+        padded = model(together.src, together.src_lens, together.tgt_in)[row, :steps]
+    torch.testing.assert_close(padded, expected, atol=ATOL, rtol=0)
+
+
+def test_encoder_states_zero_at_padding_and_final_matches_unpadded(model):
+    together = batch([0, 1])
+    alone = batch([0])
+    with torch.no_grad():
+        emb = model.src_embed(together.src)
+        enc = model.encoder(emb, together.src_lens)
+        enc_alone = model.encoder(model.src_embed(alone.src), alone.src_lens)
+    n = int(together.src_lens[0])
+    assert enc.states.shape == (2, together.src.size(1), 12)
+    assert (enc.states[0, n:] == 0).all()
+    torch.testing.assert_close(enc.states[0, :n], enc_alone.states[0], atol=ATOL, rtol=0)
+    torch.testing.assert_close(enc.final[:, 0], enc_alone.final[:, 0], atol=ATOL, rtol=0)
+    assert enc.final.shape == (2, 2, 12)
+
+
+def test_encoder_final_is_last_forward_and_first_backward_state(model):
+    b = batch([0, 1])
+    with torch.no_grad():
+        enc = model.encoder(model.src_embed(b.src), b.src_lens)
+    for row in range(2):
+        n = int(b.src_lens[row])
+        top = enc.final[-1, row]
+        torch.testing.assert_close(top[:6], enc.states[row, n - 1, :6])  # forward direction ends at the last token
+        torch.testing.assert_close(top[6:], enc.states[row, 0, 6:])  # backward direction ends at the first
+
+
+def test_eval_mode_is_deterministic(model):
+    b = batch([0, 1, 2])
+    with torch.no_grad():
+        assert torch.equal(model(b.src, b.src_lens, b.tgt_in), model(b.src, b.src_lens, b.tgt_in))
+
+
+def test_decoder_state_select(model):
+    b = batch([0, 1, 2])
+    with torch.no_grad():
+        memory, state = model.encode(b.src, b.src_lens)
+        index = torch.tensor([2, 0])
+        logits_sel, _, _ = model.decoder.step(b.tgt_in[index, 0], state.select(index), memory.select(index))
+        logits_all, _, _ = model.decoder.step(b.tgt_in[:, 0], state, memory)
+    torch.testing.assert_close(logits_sel, logits_all[index], atol=ATOL, rtol=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# scheduled sampling
+
+
+@pytest.mark.parametrize("attention", list(ATTENTIONS))
+def test_teacher_forcing_ratio_zero_feeds_own_argmax(attention):
+    model = build(model_config(attention))
+    b = batch([0, 1, 2, 3])
+    with torch.no_grad():
+        sampled = model(b.src, b.src_lens, b.tgt_in, teacher_forcing_ratio=0.0)
+        memory, state = model.encode(b.src, b.src_lens)
+        prev = b.tgt_in[:, 0]
+        expected = []
+        for _ in range(b.tgt_in.size(1)):
+            logits, state, _ = model.decoder.step(prev, state, memory)
+            expected.append(logits)
+            prev = logits.argmax(-1)
+    assert sampled.shape == (4, b.tgt_in.size(1), VOCAB.size)
+    torch.testing.assert_close(sampled, torch.stack(expected, dim=1), atol=ATOL, rtol=0)
+
+
+def test_teacher_forcing_ratio_zero_trains():
+    model = build(model_config()).train()
+    b = batch([0, 1, 2, 3])
+    logits = model(b.src, b.src_lens, b.tgt_in, teacher_forcing_ratio=0.0)
+    assert logits.shape == (4, b.tgt_in.size(1), VOCAB.size)
+    logits.sum().backward()
+    assert model.src_embed.weight.grad is not None
+    assert model.encoder.rnn.weight_ih_l0.grad.abs().sum() > 0
+
+
+def test_teacher_forcing_ratio_one_is_plain_teacher_forcing():
+    model = build(model_config())
+    b = batch([0, 1])
+    with torch.no_grad():
+        torch.testing.assert_close(model(b.src, b.src_lens, b.tgt_in, 1.0), model(b.src, b.src_lens, b.tgt_in))
+
+
+# ---------------------------------------------------------------------------------------------
+# embeddings, initial state
+
+
+def test_tie_target_embeddings_shares_parameter():
+    cfg = model_config(embedding_dim=12, tie_target_embeddings=True)
+    model = build(cfg)
+    assert model.decoder.output.weight is model.decoder.embed.weight
+    untied = build(model_config(embedding_dim=12))
+    assert model.num_parameters() == untied.num_parameters() - VOCAB.size * 12
+
+
+def test_tie_source_target_embeddings_shares_parameter():
+    model = build(model_config(tie_source_target_embeddings=True))
+    assert model.decoder.embed.weight is model.src_embed.weight
+    assert model.num_parameters() == build(model_config()).num_parameters() - VOCAB.size * 8
+
+
+def test_tie_all_three():
+    model = build(model_config(embedding_dim=12, tie_target_embeddings=True, tie_source_target_embeddings=True))
+    assert model.src_embed.weight is model.decoder.embed.weight is model.decoder.output.weight
+
+
+def test_tied_parameter_stays_shared_after_update_and_reload():
+    model = build(model_config(embedding_dim=12, tie_target_embeddings=True, tie_source_target_embeddings=True)).train()
+    b = batch([0, 1])
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    model(b.src, b.src_lens, b.tgt_in).sum().backward()
+    optimizer.step()
+    assert model.src_embed.weight is model.decoder.output.weight
+    fresh = build(model_config(embedding_dim=12, tie_target_embeddings=True, tie_source_target_embeddings=True), seed=5)
+    fresh.load_state_dict(model.state_dict())
+    assert fresh.src_embed.weight is fresh.decoder.output.weight
+    torch.testing.assert_close(fresh.decoder.output.weight, model.decoder.output.weight)
+
+
+def test_pad_embeddings_start_at_zero():
+    model = build(model_config(init="xavier"))
+    assert (model.src_embed.weight[VOCAB.pad] == 0).all()
+    assert (model.decoder.embed.weight[VOCAB.pad] == 0).all()
+
+
+def test_uniform_init_respects_scale():
+    model = build(model_config(init_scale=0.05))
+    for param in model.parameters():
+        assert param.abs().max() <= 0.05
+
+
+@pytest.mark.parametrize("rnn_type", ["lstm", "gru"])
+def test_zero_bridge_starts_from_zeros(rnn_type):
+    cfg = model_config(rnn_type=rnn_type)
+    cfg = ModelConfig(**{**cfg.__dict__, "decoder": DecoderConfig(**{**cfg.decoder.__dict__, "bridge": "zero"})})
+    model = build(cfg)
+    b = batch([0, 1])
+    _, state = model.encode(b.src, b.src_lens)
+    hidden = state.hidden if isinstance(state.hidden, tuple) else (state.hidden,)
+    assert len(hidden) == (2 if rnn_type == "lstm" else 1)
+    for h in hidden:
+        assert h.shape == (2, 2, 12)
+        assert (h == 0).all()
+    assert (state.att_vec == 0).all()
+
+
+@pytest.mark.parametrize("rnn_type", ["lstm", "gru"])
+def test_linear_bridge_depends_on_source(rnn_type):
+    model = build(model_config(rnn_type=rnn_type))
+    b = batch([0, 1])
+    with torch.no_grad():
+        _, state = model.encode(b.src, b.src_lens)
+    h = state.hidden[0] if isinstance(state.hidden, tuple) else state.hidden
+    assert h.shape == (2, 2, 12)
+    assert not torch.allclose(h[:, 0], h[:, 1])

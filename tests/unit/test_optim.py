@@ -1,0 +1,144 @@
+"""Tests for nmt.optim: optimizer choice, warm-up, inverse square root decay, plateau rule."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from nmt.config import TrainConfig
+from nmt.optim import LRSchedule, build_optimizer
+
+
+def schedule(**fields) -> LRSchedule:
+    cfg = TrainConfig(**{"lr": 1e-3, "min_lr": 1e-6, **fields})
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    return LRSchedule(build_optimizer(params, cfg), cfg)
+
+
+@pytest.mark.parametrize(("name", "cls"), [("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW)])
+def test_build_optimizer(name, cls):
+    cfg = TrainConfig(optimizer=name, lr=0.01, betas=(0.8, 0.95), weight_decay=0.1)
+    optimizer = build_optimizer([torch.nn.Parameter(torch.zeros(2))], cfg)
+    assert type(optimizer) is cls
+    group = optimizer.param_groups[0]
+    assert group["lr"] == 0.01 and group["betas"] == (0.8, 0.95) and group["weight_decay"] == 0.1
+
+
+def test_constant_without_warmup():
+    s = schedule()
+    assert [s.lr_at(step) for step in (1, 10, 10_000)] == [1e-3] * 3
+
+
+@pytest.mark.parametrize("kind", ["constant", "inverse_sqrt", "plateau"])
+def test_warmup_ramps_linearly(kind):
+    s = schedule(schedule=kind, warmup_steps=10)
+    lrs = [s.lr_at(step) for step in range(1, 11)]
+    for step, lr in enumerate(lrs, start=1):
+        assert lr == pytest.approx(1e-3 * step / 10)
+    diffs = [b - a for a, b in zip(lrs, lrs[1:])]
+    assert all(d == pytest.approx(1e-4) for d in diffs)
+    assert s.lr_at(10) == pytest.approx(1e-3), "peak reached at the end of warm-up"
+
+
+def test_constant_after_warmup():
+    s = schedule(warmup_steps=5)
+    assert [s.lr_at(step) for step in (5, 6, 1000)] == [pytest.approx(1e-3)] * 3
+
+
+def test_inverse_sqrt_decays():
+    s = schedule(schedule="inverse_sqrt", warmup_steps=100)
+    assert s.lr_at(100) == pytest.approx(1e-3)
+    assert s.lr_at(400) == pytest.approx(1e-3 * 0.5)
+    assert s.lr_at(10_000) == pytest.approx(1e-3 * math.sqrt(100 / 10_000))
+    lrs = [s.lr_at(step) for step in range(100, 2000, 50)]
+    assert all(a > b for a, b in zip(lrs, lrs[1:]))
+
+
+def test_inverse_sqrt_without_warmup():
+    s = schedule(schedule="inverse_sqrt")
+    assert s.lr_at(1) == pytest.approx(1e-3)
+    assert s.lr_at(4) == pytest.approx(5e-4)
+    assert s.lr_at(100) == pytest.approx(1e-4)
+
+
+def test_inverse_sqrt_respects_min_lr():
+    s = schedule(schedule="inverse_sqrt", min_lr=5e-4)
+    assert s.lr_at(1_000_000) == pytest.approx(5e-4)
+
+
+def test_set_step_writes_every_group():
+    cfg = TrainConfig(lr=1e-3, schedule="inverse_sqrt", warmup_steps=4)
+    optimizer = build_optimizer(
+        [{"params": [torch.nn.Parameter(torch.zeros(1))]}, {"params": [torch.nn.Parameter(torch.zeros(1))]}], cfg
+    )
+    s = LRSchedule(optimizer, cfg)
+    assert s.set_step(2) == pytest.approx(5e-4)
+    assert [g["lr"] for g in optimizer.param_groups] == [pytest.approx(5e-4)] * 2
+
+
+@pytest.mark.parametrize("higher", [True, False])
+def test_plateau_lowers_after_patience(higher):
+    s = schedule(schedule="plateau", plateau_patience=2, plateau_factor=0.5)
+    good, worse = (10.0, 9.0) if higher else (1.0, 2.0)
+    assert s.observe(good, higher) is False
+    assert s.lr_at(100) == pytest.approx(1e-3)
+    assert s.observe(worse, higher) is False, "one bad validation is within patience"
+    assert s.lr_at(100) == pytest.approx(1e-3)
+    assert s.observe(good, higher) is True, "an equal score is not an improvement"
+    assert s.lr_at(100) == pytest.approx(5e-4)
+    assert s.observe(worse, higher) is False
+    assert s.observe(worse, higher) is True
+    assert s.lr_at(100) == pytest.approx(2.5e-4)
+
+
+def test_plateau_improvement_resets_patience():
+    s = schedule(schedule="plateau", plateau_patience=2)
+    assert [s.observe(x, True) for x in (1.0, 0.5, 2.0, 1.5, 3.0, 2.5)] == [False] * 6
+    assert s.lr_at(1) == pytest.approx(1e-3)
+
+
+def test_plateau_never_below_min_lr():
+    s = schedule(schedule="plateau", plateau_patience=1, plateau_factor=0.1, min_lr=1e-5)
+    s.observe(1.0, True)
+    for _ in range(10):
+        s.observe(0.0, True)
+    assert s.lr_at(50) == pytest.approx(1e-5)
+
+
+def test_plateau_with_warmup_scales_the_ramp():
+    s = schedule(schedule="plateau", plateau_patience=1, warmup_steps=10)
+    s.observe(1.0, True)
+    s.observe(0.0, True)
+    assert s.lr_at(5) == pytest.approx(5e-4 * 0.5)
+
+
+def test_observe_is_ignored_by_other_schedules():
+    s = schedule(schedule="constant", plateau_patience=1)
+    for score in (1.0, 0.0, 0.0, 0.0):
+        assert s.observe(score, True) is False
+    assert s.lr_at(1) == pytest.approx(1e-3)
+
+
+def test_plateau_state_dict_round_trips():
+    s = schedule(schedule="plateau", plateau_patience=3)
+    for score in (5.0, 4.0, 3.0, 2.0, 1.0):  # one reduction, then one bad validation
+        s.observe(score, True)
+    state = s.state_dict()
+    assert state == {"plateau_scale": 0.5, "plateau_best": 5.0, "plateau_bad": 1}
+    restored = schedule(schedule="plateau", plateau_patience=3)
+    restored.load_state_dict(state)
+    assert restored.lr_at(7) == s.lr_at(7)
+    # both continue identically: two more bad validations lower the rate again
+    assert [restored.observe(0.0, True) for _ in range(2)] == [s.observe(0.0, True) for _ in range(2)] == [False, True]
+    assert restored.state_dict() == s.state_dict()
+
+
+def test_state_dict_survives_torch_save(tmp_path):
+    s = schedule(schedule="plateau")
+    s.observe(2.0, False)
+    torch.save(s.state_dict(), tmp_path / "s.pt")
+    restored = schedule(schedule="plateau")
+    restored.load_state_dict(torch.load(tmp_path / "s.pt", weights_only=True))
+    assert restored.state_dict() == s.state_dict()
