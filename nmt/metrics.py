@@ -126,7 +126,6 @@ def paired_bootstrap(
     chosen = {name: build_metric(name, bleu_tokenize, lowercase) for name in metrics}
     test = PairedTest([("other", other), ("this", hyps)], chosen, refs, test_type="bs", n_samples=samples)
     _, results = test()
-    rows = []
-    for name, (baseline, ours) in ((k, v) for k, v in results.items() if k != "System"):
-        rows.append((name, ours.score, baseline.score, ours.p_value))
-    return rows
+    # sacrebleu keys its results by display name (BLEU, chrF2, TER), in the order of `metrics`.
+    columns = [results[key] for key in results if key != "System"]
+    return [(name, ours.score, baseline.score, ours.p_value) for name, (baseline, ours) in zip(metrics, columns)]

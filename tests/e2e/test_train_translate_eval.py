@@ -7,6 +7,7 @@ command resumes it, and the finished model must have clearly learned the task.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import signal
 import subprocess
@@ -114,8 +115,6 @@ def test_model_learned_the_task_and_scores_match_sacrebleu(trained_run, tmp_path
     )
     assert evaluation.returncode == 0, evaluation.stderr
     expected = sacrebleu.corpus_bleu(hyps, [refs]).score
-    import json
-
     reported = json.loads((tmp_path / "scores.json").read_text())
     assert reported["bleu"]["score"] == pytest.approx(expected)
     assert reported["bleu"]["score"] > 80
@@ -127,3 +126,126 @@ def test_run_dir_has_logs_and_tensorboard(trained_run):
     assert (run_dir / "config.yaml").exists() and (run_dir / "spm.model").exists()
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
     assert "validation at step 800" in trained_run["log"]
+
+
+def _run(*args: str, stdin: bytes | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / args[0]), *args[1:]], input=stdin, capture_output=True, timeout=timeout)
+
+
+def test_validation_bleu_equals_nmt_eval(trained_run, tmp_path):
+    """The best checkpoint's validation BLEU is what nmt-eval reports for it on the same data."""
+    data, run_dir = trained_run["data"], trained_run["run_dir"]
+    best = torch.load(run_dir / "checkpoints" / "best.pt", weights_only=True)
+    report = tmp_path / "valid.json"
+    result = _run(
+        "nmt-eval",
+        "--model",
+        str(run_dir),
+        "--src",
+        str(data / "valid.src"),
+        "--ref",
+        str(data / "valid.tgt"),
+        "--beam",
+        "1",
+        "--json",
+        str(report),
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert json.loads(report.read_text())["bleu"]["score"] == pytest.approx(best["scores"]["bleu"], abs=1e-9)
+
+
+def test_translate_keeps_one_line_per_input(trained_run, tmp_path):
+    """Empty lines, an over-long line and non-Latin text: same line count, warning for the long line."""
+    lines = ["apple river", "", "石 river κόσμος", " ".join(["stone"] * 200), "", "lamp green"]
+    source = tmp_path / "mixed.src"
+    source.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    for extra in ([], ["--beam", "1"]):
+        result = _run("nmt-translate", "--model", str(trained_run["run_dir"]), "--input", str(source), *extra)
+        assert result.returncode == 0, result.stderr.decode()
+        out = result.stdout.decode("utf-8").split("\n")
+        assert out[-1] == "" and len(out) - 1 == len(lines)
+        assert out[1] == "" and out[4] == ""
+        assert out[0] == "river apple" and out[5] == "green lamp"
+        assert "input line 4 has" in result.stderr.decode()
+
+
+def test_translate_stdin_nbest_and_alignments(trained_run, tmp_path):
+    result = _run(
+        "nmt-translate",
+        "--model",
+        str(trained_run["run_dir"]),
+        "--beam",
+        "4",
+        "--nbest",
+        "3",
+        "--alignments",
+        str(tmp_path / "align.txt"),
+        "--attention-plots",
+        str(tmp_path / "plots"),
+        stdin=b"apple river stone\n\n",
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    rows = [row.split("\t") for row in result.stdout.decode().splitlines()]
+    assert [r[:2] for r in rows] == [["1", "1"], ["1", "2"], ["1", "3"], ["2", "1"]]
+    scores = [float(r[2]) for r in rows[:3]]
+    assert scores == sorted(scores, reverse=True) and rows[0][3] == "stone river apple"
+    alignment = (tmp_path / "align.txt").read_text().splitlines()
+    assert len(alignment) == 2 and alignment[1] == ""
+    assert all(len(pair.split("-")) == 2 for pair in alignment[0].split())
+    assert (tmp_path / "plots" / "attention_0001.png").stat().st_size > 1000
+
+
+def test_eval_rejects_mismatched_line_counts(trained_run, tmp_path):
+    short = tmp_path / "short.hyp"
+    short.write_text("one line\n")
+    result = _run("nmt-eval", "--hyp", str(short), "--ref", str(trained_run["data"] / "test.tgt"))
+    err = result.stderr.decode()
+    assert result.returncode == 2 and len(err.strip().splitlines()) == 1
+    assert "has 1 lines" in err and "has 100" in err and "Traceback" not in err
+
+
+def test_eval_compare_and_buckets(trained_run, tmp_path):
+    data = trained_run["data"]
+    worse = tmp_path / "worse.hyp"
+    worse.write_text("".join("apple\n" for _ in range(100)))
+    report = tmp_path / "report.json"
+    result = _run(
+        "nmt-eval",
+        "--hyp",
+        str(data / "test.tgt"),
+        "--ref",
+        str(data / "test.tgt"),
+        "--src",
+        str(data / "test.src"),
+        "--compare",
+        str(worse),
+        "--json",
+        str(report),
+        "--markdown",
+        str(tmp_path / "report.md"),
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    parsed = json.loads(report.read_text())
+    assert parsed["bleu"]["score"] == pytest.approx(100.0)
+    assert sum(row["sentences"] for row in parsed["buckets"]["rows"]) == 100
+    bleu_row = next(r for r in parsed["paired_bootstrap"]["rows"] if r["metric"] == "bleu")
+    assert bleu_row["p_value"] < 0.05 and bleu_row["this"] > bleu_row["other"]
+    assert "| bleu |" in (tmp_path / "report.md").read_text()
+
+
+def test_average_checkpoints_and_python_api(trained_run, tmp_path):
+    from nmt import Translator
+
+    run_dir = trained_run["run_dir"]
+    averaged = tmp_path / "avg.pt"
+    result = _run("nmt-average", "--model", str(run_dir), "--last", "2", "--output", str(averaged))
+    assert result.returncode == 0, result.stderr.decode()
+    again = _run("nmt-average", "--model", str(run_dir), "--last", "2", "--output", str(averaged))
+    assert again.returncode == 2 and "already exists" in again.stderr.decode()
+    steps = sorted((run_dir / "checkpoints").glob("step_*.pt"))[-2:]
+    weights = [torch.load(p, weights_only=True)["model"] for p in steps]
+    avg = torch.load(averaged, weights_only=True)["model"]
+    name = "decoder.output.weight"
+    assert torch.allclose(avg[name], (weights[0][name] + weights[1][name]) / 2)
+    translator = Translator.from_checkpoint(averaged, device="cpu")
+    assert translator.translate(["apple river stone", ""], beam_size=3) == ["stone river apple", ""]
