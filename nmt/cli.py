@@ -13,12 +13,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from nmt.errors import NmtError
+from nmt.errors import NmtError, TrainingError
 
 
 def _run(prog: str, body: Callable[[], int]) -> int:
     try:
         return body()
+    except TrainingError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 1
     except NmtError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2

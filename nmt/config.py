@@ -125,6 +125,9 @@ class TrainConfig:
     early_stopping_metric: Literal["bleu", "loss", "ppl"] = "bleu"
     early_stopping_patience: int = 0  # validations without improvement; 0 = off
     keep_checkpoints: int = 3  # step_N checkpoints kept besides last and best
+    save_every_steps: int = 0  # extra checkpoints between validations; 0 = only at validations
+    max_bad_steps: int = 5  # consecutive skipped steps (non-finite loss, out of memory) before stopping; 0 = never
+    deterministic: bool = False  # deterministic kernels (cuDNN too): reproducible on GPU, somewhat slower
     num_threads: int = 0  # torch CPU threads; 0 = torch's default
 
 
@@ -430,6 +433,8 @@ def _check_ranges(config: Config, fail) -> None:
         "train.warmup_steps": config.train.warmup_steps,
         "train.early_stopping_patience": config.train.early_stopping_patience,
         "train.keep_checkpoints": config.train.keep_checkpoints,
+        "train.save_every_steps": config.train.save_every_steps,
+        "train.max_bad_steps": config.train.max_bad_steps,
         "train.clip_grad_norm": config.train.clip_grad_norm,
         "train.num_threads": config.train.num_threads,
         "data.max_len_ratio": config.data.max_len_ratio,

@@ -15,3 +15,7 @@ class DataError(NmtError):
 
 class CheckpointError(NmtError):
     """A checkpoint or run directory cannot be read, written or does not match the config."""
+
+
+class TrainingError(NmtError):
+    """Training cannot go on (repeated non-finite losses, repeated out-of-memory); exit code 1."""

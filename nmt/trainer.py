@@ -8,7 +8,6 @@ the epoch's batch list, best score and early-stopping patience.
 from __future__ import annotations
 
 import math
-import random
 import sys
 import time
 from contextlib import nullcontext
@@ -16,36 +15,24 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import yaml
 
 from nmt.atomic import write_bytes_atomic
 from nmt.batching import Batch, collate, epoch_generator, make_batches
 from nmt.checkpoint import find_latest, save_checkpoint
-from nmt.config import Config, config_from_dict
+from nmt.config import Config
 from nmt.data import filter_pairs, read_corpus
 from nmt.errors import CheckpointError, ConfigError
+from nmt.faults import BadStepGuard, GracefulStop
 from nmt.loss import label_smoothed_nll
 from nmt.metrics import score_corpus
 from nmt.model import Seq2Seq
 from nmt.optim import LRSchedule, build_optimizer
+from nmt.resume import check_resume_config, check_resume_tokenizer, rng_state, seed_everything, set_rng_state
 from nmt.tokenizer import Tokenizer, build_tokenizer
 from nmt.tracking import Tracker
 from nmt.translator import Translator
-
-# Keys that fix the model or the data order: a resumed run must not change them.
-RESUME_FIXED = (
-    "seed",
-    "model",
-    "tokenizer",
-    "data.train",
-    "data.max_len",
-    "data.max_len_ratio",
-    "train.max_tokens",
-    "train.max_sentences",
-    "train.accumulate_steps",
-)
 
 
 @dataclass
@@ -93,19 +80,20 @@ class Trainer:
     def _fit(self, resume: dict[str, Any] | None) -> TrainState:
         cfg, log = self.config, self.tracker.log
         if resume is not None:
-            _check_resume_config(resume["config"], cfg, self.source, log)
+            check_resume_config(resume["config"], cfg, self.source, log)
         write_bytes_atomic(self.run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())
         if cfg.train.num_threads:
             torch.set_num_threads(cfg.train.num_threads)
-        _seed_everything(cfg.seed)
+        seed_everything(cfg.seed, cfg.train.deterministic)
         self.amp_dtype = self._amp_dtype(log)
         log(f"run {self.run_dir}: device {self.device}, amp {self.amp_dtype or 'off'}")
         train_text = read_corpus(cfg.data.train, "data.train", log)
         valid_text = read_corpus(cfg.data.valid, "data.valid", log) if cfg.data.valid else None
-        tokenizer = Tokenizer.from_protos(resume["tokenizer"], "checkpoint") if resume else None
-        if tokenizer is None:
+        if resume is None:
             tokenizer = build_tokenizer(cfg.tokenizer, self.run_dir, *train_text, log)
         else:
+            tokenizer = Tokenizer.from_protos(resume["tokenizer"], "checkpoint")
+            check_resume_tokenizer(tokenizer, self.run_dir)
             tokenizer.save(self.run_dir)
         self.tokenizer = tokenizer
         self.train_data = self._encode(train_text, "data.train", filter_long=True)
@@ -178,30 +166,62 @@ class Trainer:
     def _train(self, state: TrainState) -> TrainState:
         cfg, tracker = self.config.train, self.tracker
         tracker.start_progress(cfg.max_steps or None, state.step)
+        guard = BadStepGuard(cfg.max_bad_steps)
         window = _Window()
         last_loss = "-"  # reading the loss every step would stall the GPU; it is shown at log steps
-        while True:
-            batches = self._epoch_batches(state.epoch)
-            while state.batch_in_epoch < len(batches):
-                group = batches[state.batch_in_epoch : state.batch_in_epoch + cfg.accumulate_steps]
-                lr = self.schedule.set_step(state.step + 1)
-                window.add(self._update(group))
-                state.step += 1
-                state.batch_in_epoch += len(group)
-                tracker.progress(1, loss=last_loss, **window.postfix(lr))
-                if state.step % cfg.log_every_steps == 0:
-                    last_loss = f"{self._log_train(window, state, lr):.3f}"
-                    window = _Window()
-                if cfg.max_steps and state.step >= cfg.max_steps:
-                    return self._finish(state, f"reached train.max_steps={cfg.max_steps}")
-                if state.step % cfg.eval_every_steps == 0:
-                    self._validate_and_save(state)
-                    if state.stopped:
-                        return self._finish(state, state.stopped)
-            if cfg.max_epochs and state.epoch >= cfg.max_epochs:
-                return self._finish(state, f"reached train.max_epochs={cfg.max_epochs}")
-            state.epoch += 1
-            state.batch_in_epoch = 0
+        with GracefulStop() as stop:
+            while True:
+                batches = self._epoch_batches(state.epoch)
+                while state.batch_in_epoch < len(batches):
+                    group = batches[state.batch_in_epoch : state.batch_in_epoch + cfg.accumulate_steps]
+                    lr = self.schedule.set_step(state.step + 1)
+                    stats = self._guarded_update(group, state, guard)
+                    state.batch_in_epoch += len(group)
+                    if stats is not None:
+                        state.step += 1
+                        window.add(stats)
+                        tracker.progress(1, loss=last_loss, **window.postfix(lr))
+                        if state.step % cfg.log_every_steps == 0:
+                            last_loss = f"{self._log_train(window, state, lr):.3f}"
+                            window = _Window()
+                        if cfg.max_steps and state.step >= cfg.max_steps:
+                            return self._finish(state, f"reached train.max_steps={cfg.max_steps}")
+                        if state.step % cfg.eval_every_steps == 0:
+                            self._validate_and_save(state)
+                            if state.stopped:
+                                return self._finish(state, state.stopped)
+                        elif cfg.save_every_steps and state.step % cfg.save_every_steps == 0:
+                            self._save(state, {}, is_best=False)
+                    if stop.requested:
+                        self._save(state, {}, is_best=False)
+                        tracker.log(f"stopped by {stop.requested} at step {state.step}; re-run the same command to resume")
+                        return state
+                if cfg.max_epochs and state.epoch >= cfg.max_epochs:
+                    return self._finish(state, f"reached train.max_epochs={cfg.max_epochs}")
+                state.epoch += 1
+                state.batch_in_epoch = 0
+
+    def _guarded_update(self, group: list[list[int]], state: TrainState, guard: BadStepGuard) -> dict[str, Any] | None:
+        """`_update`, or None when the step had to be skipped (out of memory, non-finite loss)."""
+        where = f"batch {state.batch_in_epoch} of epoch {state.epoch} ({sum(len(b) for b in group)} sentences)"
+        out_of_memory = False
+        try:
+            stats = self._update(group)
+        except torch.cuda.OutOfMemoryError:
+            out_of_memory = True  # recover outside the handler: its traceback pins the batch's tensors
+        if out_of_memory:
+            self.optimizer.zero_grad(set_to_none=True)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            self.tracker.log(f"warning: out of memory on {where}; skipped it")
+            guard.bad("CUDA out of memory", "Lower train.max_tokens (or set train.max_sentences) and re-run to resume.")
+            return None
+        if stats is None:
+            self.tracker.log(f"warning: non-finite loss or gradient on {where}; skipped it")
+            guard.bad("non-finite loss", "Lower train.lr, raise train.warmup_steps or check the data, then re-run to resume.")
+            return None
+        guard.ok()
+        return stats
 
     def _finish(self, state: TrainState, reason: str) -> TrainState:
         """Validate and checkpoint the final step (unless just done), then report why training ended."""
@@ -233,8 +253,11 @@ class Trainer:
             return nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
-    def _update(self, group: list[list[int]]) -> dict[str, torch.Tensor | float]:
-        """One optimizer update over `group` (accumulated batches); loss normalised per target token."""
+    def _update(self, group: list[list[int]]) -> dict[str, Any] | None:
+        """One optimizer update over `group` (accumulated batches); loss normalised per target token.
+
+        Returns None, leaving the parameters unchanged, when the gradient is not finite (fp32/bf16).
+        """
         cfg = self.config.train
         self.model.train()
         batches = [self._batch(indices, self.train_data) for indices in group]
@@ -251,10 +274,20 @@ class Trainer:
         params = [p for p in self.model.parameters() if p.grad is not None]
         max_norm = cfg.clip_grad_norm if cfg.clip_grad_norm > 0 else float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        if not self.scaler.is_enabled() and not bool(torch.isfinite(grad_norm)):
+            self.optimizer.zero_grad(set_to_none=True)
+            return None  # fp32/bf16: skip the step; fp16 overflows are skipped by the GradScaler below
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
-        return {"loss": loss_sum, "nll": nll_sum, "tokens": num_tokens, "grad_norm": grad_norm}
+        overflow = (~torch.isfinite(grad_norm)).float()  # counted on the device, read at log steps
+        return {
+            "loss": loss_sum,
+            "nll": nll_sum,
+            "tokens": num_tokens,
+            "grad_norm": torch.nan_to_num(grad_norm),
+            "overflow": overflow,
+        }
 
     def _log_train(self, window: _Window, state: TrainState, lr: float) -> float:
         """Log the window's statistics; returns its loss per token."""
@@ -272,6 +305,7 @@ class Trainer:
         self.tracker.log(
             f"step {state.step} epoch {state.epoch}: loss {stats['loss']:.3f} ppl {stats['ppl']:.2f} "
             f"lr {lr:.2e} grad_norm {stats['grad_norm']:.2f} {stats['tokens_per_s']:.0f} tgt tok/s"
+            + (f"; {stats['overflows']:.0f} overflowing fp16 steps skipped by the GradScaler" if stats["overflows"] else "")
         )
         return stats["loss"]
 
@@ -305,7 +339,12 @@ class Trainer:
                 state.stopped = f"early stopping: no {metric} improvement in {cfg.early_stopping_patience} validations"
         else:
             is_best = True  # without validation data the newest model is the best we know
-        path = save_checkpoint(self.run_dir, self._checkpoint_state(state, record), state.step, is_best, cfg.keep_checkpoints)
+        self._save(state, record, is_best)
+
+    def _save(self, state: TrainState, scores: dict[str, Any], is_best: bool) -> None:
+        path = save_checkpoint(
+            self.run_dir, self._checkpoint_state(state, scores), state.step, is_best, self.config.train.keep_checkpoints
+        )
         self._saved_step = state.step
         self.tracker.log(f"saved {path}" + (" (best)" if is_best else ""))
 
@@ -354,7 +393,7 @@ class Trainer:
             "schedule": self.schedule.state_dict(),
             "scaler": self.scaler.state_dict(),
             "state": asdict(state),
-            "rng": _rng_state(),
+            "rng": rng_state(),
         }
 
     def _restore(self, ckpt: dict[str, Any]) -> TrainState:
@@ -363,7 +402,7 @@ class Trainer:
         self.schedule.load_state_dict(ckpt["schedule"])
         if ckpt["scaler"]:
             self.scaler.load_state_dict(ckpt["scaler"])
-        _set_rng_state(ckpt["rng"])
+        set_rng_state(ckpt["rng"])
         return TrainState(**ckpt["state"])
 
 
@@ -371,7 +410,7 @@ class _Window:
     """Training statistics since the last log line; device values are read only when logged."""
 
     def __init__(self) -> None:
-        self.loss = self.nll = self.grad_norm = 0.0
+        self.loss = self.nll = self.grad_norm = self.overflows = 0.0
         self.tokens = self.updates = 0
         self.start = time.perf_counter()
 
@@ -379,6 +418,7 @@ class _Window:
         self.loss = self.loss + stats["loss"]
         self.nll = self.nll + stats["nll"]
         self.grad_norm = self.grad_norm + stats["grad_norm"]
+        self.overflows = self.overflows + stats["overflow"]
         self.tokens += stats["tokens"]
         self.updates += 1
 
@@ -395,6 +435,7 @@ class _Window:
             "ppl": math.exp(min(nll, 100.0)),
             "grad_norm": float(self.grad_norm) / max(self.updates, 1),
             "tokens_per_s": self.tokens / elapsed,
+            "overflows": float(self.overflows),
         }
 
 
@@ -404,53 +445,3 @@ def _pick_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("key 'train.device': cuda requested but no CUDA GPU is available; use auto or cpu")
     return torch.device(name)
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def _rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
-    return {
-        "python": random.getstate(),
-        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2])},
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    np.random.set_state(("MT19937", state["numpy"]["keys"].numpy().astype(np.uint32), state["numpy"]["pos"], 0, 0.0))
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _check_resume_config(stored: dict[str, Any], config: Config, source: str, log) -> None:
-    """Refuse a resume that would change the model or data order; log harmless changes."""
-    old = _flatten(config_from_dict(stored, "checkpoint").to_dict())
-    new = _flatten(config.to_dict())
-    for key in sorted(set(old) | set(new)):
-        if old.get(key) == new.get(key):
-            continue
-        if any(key == fixed or key.startswith(fixed + ".") for fixed in RESUME_FIXED):
-            raise ConfigError(
-                f"{source}: key '{key}' is {new.get(key)!r} but run_dir {config.run_dir} was trained with "
-                f"{old.get(key)!r}; restore it or use a new run_dir"
-            )
-        log(f"config change on resume: {key}: {old.get(key)!r} -> {new.get(key)!r}")
-
-
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat

@@ -98,7 +98,8 @@ def test_trainer_rng_state_survives_weights_only_load(tmp_path):
 
     import numpy as np
 
-    from nmt.trainer import _rng_state, _set_rng_state
+    from nmt.resume import rng_state as _rng_state
+    from nmt.resume import set_rng_state as _set_rng_state
 
     save_checkpoint(tmp_path, {"rng": _rng_state()}, 1, True, 1)
     expected = (py_random.random(), float(np.random.rand()), torch.rand(1).item())
