@@ -1,0 +1,147 @@
+"""Never lose a run: exact resume after SIGKILL, graceful SIGTERM, skipped bad steps, storage faults."""
+
+from __future__ import annotations
+
+import errno
+import importlib.util
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from nmt.checkpoint import load_checkpoint
+from nmt.config import load_config
+from nmt.errors import CheckpointError, TrainingError
+from nmt.model import Seq2Seq
+from nmt.trainer import Trainer
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory) -> Path:
+    data = tmp_path_factory.mktemp("toy")
+    _script("make_toy_corpus").write_corpus(data, seed=3)
+    return data
+
+
+def _overrides(toy: Path, run_dir: Path, *extra: str) -> list[str]:
+    corpus = [f"data.{split}.{side}={toy}/{split}.{side}" for split in ("train", "valid") for side in ("src", "tgt")]
+    return [f"run_dir={run_dir}", *corpus, *extra]
+
+
+def _trainer(toy: Path, run_dir: Path, *extra: str) -> Trainer:
+    return Trainer(load_config(ROOT / "configs" / "tiny.yaml", _overrides(toy, run_dir, *extra)))
+
+
+def test_killed_runs_resume_bit_identically(tmp_path):
+    """SIGKILL at random moments and during checkpoint writes; final weights equal an uninterrupted run."""
+    lines: list[str] = []
+    identical = _script("fault_inject").run_with_faults(tmp_path, kills=3, steps=100, seed=1, log=lines.append)
+    assert identical, "\n".join(lines)
+    assert any("during a checkpoint write" in line for line in lines), "\n".join(lines)
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(toy, tmp_path):
+    run_dir = tmp_path / "run"
+    command = [
+        str(BIN / "nmt-train"),
+        "--config",
+        str(ROOT / "configs" / "tiny.yaml"),
+        *_overrides(toy, run_dir, "train.max_steps=5000", "train.log_every_steps=5"),
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = run_dir / "train.log"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log.exists() and "step 20 " in log.read_text()):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    assert "SIGTERM received" in stderr.decode()
+    stopped = [line for line in log.read_text().splitlines() if "stopped by SIGTERM at step" in line]
+    assert len(stopped) == 1
+    step = int(stopped[0].split("at step ")[1].split(";")[0])
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["state"]["step"] == step >= 20
+    resumed = subprocess.run([*command[:-2], f"train.max_steps={step + 10}"], capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"resuming from step {step} " in log.read_text()
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["state"]["step"] == step + 10
+
+
+def _faulty_forward(monkeypatch, fault, bad_calls):
+    """Make Seq2Seq.forward misbehave (raise or return NaN) on the call numbers in `bad_calls`."""
+    original = Seq2Seq.forward
+    calls = {"n": 0}
+
+    def forward(self, *args, **kwargs):
+        calls["n"] += 1
+        logits = original(self, *args, **kwargs)
+        if self.training and bad_calls(calls["n"]):
+            if fault == "oom":
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
+            return logits * float("nan")
+        return logits
+
+    monkeypatch.setattr(Seq2Seq, "forward", forward)
+
+
+@pytest.mark.parametrize("fault, message", [("oom", "out of memory on batch"), ("nan", "non-finite loss or gradient on batch")])
+def test_a_bad_step_is_skipped_and_training_goes_on(monkeypatch, toy, tmp_path, fault, message):
+    _faulty_forward(monkeypatch, fault, lambda n: n in (7, 8))
+    state = _trainer(toy, tmp_path / "run", "train.max_steps=30").fit()
+    assert state.step == 30
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert log.count(message) == 2
+    weights = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["model"]
+    assert all(torch.isfinite(w).all() for w in weights.values())
+
+
+@pytest.mark.parametrize("fault, advice", [("oom", "Lower train.max_tokens"), ("nan", "Lower train.lr")])
+def test_repeated_bad_steps_stop_with_last_checkpoint_intact(monkeypatch, toy, tmp_path, fault, advice):
+    _faulty_forward(monkeypatch, fault, lambda n: n > 20)
+    with pytest.raises(TrainingError, match=advice):
+        _trainer(toy, tmp_path / "run", "train.max_steps=100", "train.save_every_steps=10", "train.max_bad_steps=3").fit()
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert ckpt["state"]["step"] == 20
+    assert all(torch.isfinite(w).all() for w in ckpt["model"].values())
+
+
+def test_unwritable_run_dir_is_a_clear_error(toy, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    with pytest.raises(CheckpointError, match="not writable"):
+        _trainer(toy, blocker / "run", "train.max_steps=5").fit()
+
+
+def test_full_disk_during_save_keeps_the_previous_checkpoint(monkeypatch, toy, tmp_path):
+    import nmt.checkpoint
+
+    real_save = torch.save
+    saves = {"n": 0}
+
+    def failing_save(obj, handle):
+        saves["n"] += 1
+        if saves["n"] == 2:
+            handle.write(b"partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(obj, handle)
+
+    monkeypatch.setattr(nmt.checkpoint.torch, "save", failing_save)
+    with pytest.raises(CheckpointError, match="No space left on device.*previous checkpoint is intact"):
+        _trainer(toy, tmp_path / "run", "train.max_steps=40", "train.save_every_steps=10").fit()
+    directory = tmp_path / "run" / "checkpoints"
+    assert load_checkpoint(directory / "last.pt")["state"]["step"] == 10
+    assert not [p for p in directory.iterdir() if ".tmp" in p.name]
