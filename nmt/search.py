@@ -66,41 +66,46 @@ def greedy_search(
 ) -> list[Hypothesis]:
     """Pick the most probable token at every step; finished sentences leave the batch.
 
-    max_lens [B] (on the search device): output length cap per sentence, eos included.
+    max_lens [B] (on the search device): output length cap per sentence, eos included. The step
+    loop is vectorised over sentences; results reach the host once, at the end.
     """
     batch = max_lens.size(0)
     device = max_lens.device
-    alive = torch.arange(batch, device=device)  # original sentence of each row
+    longest = int(max_lens.max())
+    alive = torch.arange(batch, device=device)  # original sentence of each live row
     prev = torch.full((batch,), bos, dtype=torch.long, device=device)
-    tokens: list[list[int]] = [[] for _ in range(batch)]
-    log_prob = [0.0] * batch
-    attn_steps: list[list[torch.Tensor]] = [[] for _ in range(batch)]
+    tokens = torch.full((batch, longest), eos, dtype=torch.long, device=device)  # [B, T_max]
+    lengths = torch.zeros(batch, dtype=torch.long, device=device)  # output length incl. eos
+    log_prob = torch.zeros(batch, device=device)
+    attention: torch.Tensor | None = None  # [B, T_max, S]
     step = 0
     while alive.numel():
         log_probs, state, attn = step_fn(prev, state)
         log_probs = _mask_log_probs(log_probs.float(), step, max_lens[alive], eos, min_len, forbid)
         best, prev = log_probs.max(dim=-1)  # [N]
-        is_eos = prev == eos
-        rows = alive.tolist()
-        for row, (token, score, done) in enumerate(zip(prev.tolist(), best.tolist(), is_eos.tolist())):
-            sent = rows[row]
-            log_prob[sent] += score
-            if return_attention and attn is not None:
-                attn_steps[sent].append(attn[row].float().cpu())
-            if not done:
-                tokens[sent].append(token)
-        if bool(is_eos.any()):
+        tokens[alive, step] = prev
+        log_prob[alive] += best
+        if return_attention and attn is not None:
+            if attention is None:
+                attention = attn.new_zeros(batch, longest, attn.size(-1), dtype=torch.float)
+            attention[alive, step] = attn.float()
+        is_eos = prev == eos  # [N]
+        lengths[alive[is_eos]] = step + 1
+        if bool(is_eos.any()):  # one host sync per step: decides whether the batch shrinks
             keep = (~is_eos).nonzero().squeeze(1)
             alive, prev = alive[keep], prev[keep]
             if keep.numel():
                 state = reorder_fn(state, keep)
         step += 1
+    lengths_host, scores = lengths.tolist(), log_prob.tolist()
+    rows = tokens.tolist()
+    attention = None if attention is None else attention.cpu()
     return [
         Hypothesis(
-            tokens=tokens[i],
-            score=log_prob[i],
-            log_prob=log_prob[i],
-            attention=torch.stack(attn_steps[i]) if attn_steps[i] else None,
+            tokens=rows[i][: lengths_host[i] - 1],
+            score=scores[i],
+            log_prob=scores[i],
+            attention=None if attention is None else attention[i, : lengths_host[i]],
         )
         for i in range(batch)
     ]
@@ -150,7 +155,8 @@ def beam_search(
         attention=None,
     )
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
-    lp_at_cap = [length_penalty(int(n), alpha) for n in max_lens.tolist()]
+    kept = torch.full((batch, nbest), NEG_INF, device=device)  # [B, nbest] best finished scores, sorted
+    lp_at_cap = ((5.0 + max_lens.float()) / 6.0) ** alpha  # [B] length penalty at each cap
     prev = torch.full((batch * k,), bos, dtype=torch.long, device=device)
     step = 0
     while beams.sents.numel():
@@ -161,7 +167,7 @@ def beam_search(
         old = beams
         beams, rows, prev, finals = _expand(old, log_probs, step_attn, eos, k)
         _collect_finished(old, finals, step_attn, finished, step, alpha)
-        live = _live_sentences(beams, finished, lp_at_cap, nbest)
+        live = _live_sentences(beams, finals, kept, lp_at_cap, length_penalty(step + 1, alpha))
         if live is None:
             state = reorder_fn(state, rows)
         else:
@@ -247,19 +253,22 @@ def _collect_finished(
         )
 
 
-def _live_sentences(beams: _Beams, finished: list[list[Hypothesis]], lp_at_cap: list[float], nbest: int) -> torch.Tensor | None:
-    """Positions of the sentences still searching, or None when all are."""
-    best_live = beams.scores[:, 0].tolist()  # scores are sorted: column 0 is the best live beam
-    keep = []
-    for pos, sent in enumerate(beams.sents.tolist()):
-        done = finished[sent]
-        if best_live[pos] == NEG_INF:
-            continue
-        if len(done) >= nbest:
-            worst_kept = sorted((h.score for h in done), reverse=True)[nbest - 1]
-            if best_live[pos] / lp_at_cap[sent] <= worst_kept:
-                continue
-        keep.append(pos)
-    if len(keep) == len(best_live):
+def _live_sentences(
+    beams: _Beams, finals: _Finals, kept: torch.Tensor, lp_at_cap: torch.Tensor, penalty: float
+) -> torch.Tensor | None:
+    """Positions of the sentences still searching, or None when all are (vectorised over sentences).
+
+    Updates `kept` [B, nbest] with this step's finished scores. A sentence is done when its best
+    live beam is dead, or when it has nbest finished hypotheses and even that beam, at the
+    sentence's length cap, could not beat the worst of them.
+    """
+    final_scores = finals.scores.masked_fill(~finals.is_final, NEG_INF) / penalty  # [B', 2K]
+    merged = torch.cat([kept[beams.sents], final_scores], dim=1).topk(kept.size(1), dim=1).values  # [B', nbest]
+    kept[beams.sents] = merged
+    best_live = beams.scores[:, 0]  # [B'] scores are sorted: column 0 is the best live beam
+    worst_kept = merged[:, -1]
+    bound = best_live / lp_at_cap[beams.sents]
+    done = (best_live == NEG_INF) | ((worst_kept > NEG_INF) & (bound <= worst_kept))  # [B']
+    if not bool(done.any()):
         return None
-    return torch.tensor(keep, dtype=torch.long, device=beams.scores.device)
+    return (~done).nonzero().squeeze(1)
