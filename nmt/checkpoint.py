@@ -75,7 +75,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{path}: checkpoint not found") from None
     except Exception as err:  # torch.load raises many types on junk (KeyError, IndexError, UnpicklingError, ...)
         first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{path}: unreadable or truncated checkpoint ({first})") from None
+        raise CheckpointError(
+            f"{path}: unreadable or truncated checkpoint ({first}); pass a complete checkpoint written by nmt-train"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an nmt checkpoint (no '{FORMAT}' marker); pass a file written by nmt-train")
     return state
@@ -142,7 +144,10 @@ def average_checkpoints(paths: list[Path]) -> dict[str, Any]:
 
 def select_checkpoints(run_dir: Path, count: int, by: str) -> list[Path]:
     """The `count` newest step files of a run (`by="last"`), or those with the best validation score."""
-    files = step_files(Path(run_dir) / CKPT_DIR)
+    directory = Path(run_dir) / CKPT_DIR
+    if not directory.is_dir():
+        raise CheckpointError(f"{run_dir}: no {CKPT_DIR}/ folder; pass the run directory of an nmt-train run")
+    files = step_files(directory)
     if by == "best":
         ranked = []
         for path in files:
@@ -161,4 +166,9 @@ def save_averaged(path: Path, state: dict[str, Any]) -> None:
     """Write an averaged checkpoint atomically; never over an existing file."""
     if Path(path).exists():
         raise CheckpointError(f"{path}: already exists; choose another --output")
-    write_atomic(Path(path), lambda handle: torch.save(state, handle))
+    try:
+        write_atomic(Path(path), lambda handle: torch.save(state, handle))
+    except OSError as err:
+        raise CheckpointError(
+            f"{path}: cannot write ({err.strerror or err}); check the directory exists and is writable"
+        ) from None

@@ -48,12 +48,19 @@ def train_main(argv: list[str] | None = None) -> int:
     return _run("nmt-train", body)
 
 
-def _read_input(path: str) -> list[str]:
-    """Lines of a file (plain or .gz) or of stdin ('-'), without line ends."""
+def _read_file(path: str, option: str) -> list[str]:
+    """Lines of a file named on the command line; a missing file names the option, not the config."""
     from nmt.data import read_lines
 
+    if not Path(path).exists():
+        raise NmtError(f"{path}: file not found; check the {option} path")
+    return read_lines(path)
+
+
+def _read_input(path: str) -> list[str]:
+    """Lines of a file (plain or .gz) or of stdin ('-'), without line ends."""
     if path != "-":
-        return read_lines(path)
+        return _read_file(path, "--input")
     data = sys.stdin.buffer.read()
     try:
         text = data.decode("utf-8")
@@ -75,8 +82,13 @@ def _write_output(path: str, lines: list[str]) -> None:
         return
     from nmt.atomic import write_bytes_atomic
 
+    target = Path(path)
     try:
-        write_bytes_atomic(Path(path), text.encode("utf-8"))
+        if target.exists() and not target.is_file():  # /dev/null, a FIFO: write through, never replace it
+            with open(target, "wb") as handle:
+                handle.write(text.encode("utf-8"))
+        else:
+            write_bytes_atomic(target, text.encode("utf-8"))
     except OSError as err:
         raise NmtError(f"{path}: cannot write ({err.strerror}); check the directory exists and is writable") from None
 
@@ -201,14 +213,13 @@ def eval_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> int:
-        from nmt.data import read_lines
         from nmt.metrics import evaluate
 
         if bool(args.hyp) == bool(args.model):
             raise NmtError("give either --hyp FILE or --model RUN_DIR with --src FILE")
         if args.model and not args.src:
             raise NmtError("--model needs --src FILE to translate")
-        sources = read_lines(args.src) if args.src else None
+        sources = _read_file(args.src, "--src") if args.src else None
         if args.model:
             from nmt.checkpoint import resolve_checkpoint
             from nmt.translator import Translator
@@ -216,16 +227,18 @@ def eval_main(argv: list[str] | None = None) -> int:
             hyps = Translator.from_checkpoint(resolve_checkpoint(args.model)).translate(sources, beam_size=args.beam)
             hyp_name = f"translation of {args.src}"
         else:
-            hyps, hyp_name = read_lines(args.hyp), args.hyp
-        named = [(path, read_lines(path)) for path in args.ref]
+            hyps, hyp_name = _read_file(args.hyp, "--hyp"), args.hyp
+        named = [(path, _read_file(path, "--ref")) for path in args.ref]
         if sources is not None:
             named.append((args.src, sources))
-        compare = (args.compare, read_lines(args.compare)) if args.compare else None
+        compare = (args.compare, _read_file(args.compare, "--compare")) if args.compare else None
         if compare is not None:
             named.append(compare)
         for path, lines in named:
             if len(lines) != len(hyps):
                 raise NmtError(f"{hyp_name} has {len(hyps)} lines but {path} has {len(lines)}; they must match line by line")
+        if not hyps:
+            raise NmtError(f"{hyp_name} and {args.ref[0]} are empty; there is nothing to score")
         refs = [lines for _, lines in named[: len(args.ref)]]
         report = evaluate(hyps, refs, args.metrics, args.tokenize, args.lowercase, sources, compare)
         print(report.to_text())
@@ -247,11 +260,12 @@ def average_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> int:
-        if (args.last is None) == (args.best is None) or (args.last or args.best) < 1:
+        count = args.last if args.last is not None else args.best
+        if (args.last is None) == (args.best is None) or count < 1:
             raise NmtError("give exactly one of --last N or --best N, with N >= 1")
         from nmt.checkpoint import average_checkpoints, save_averaged, select_checkpoints
 
-        paths = select_checkpoints(Path(args.model), args.last or args.best, "last" if args.last else "best")
+        paths = select_checkpoints(Path(args.model), count, "last" if args.last is not None else "best")
         save_averaged(Path(args.output), average_checkpoints(paths))
         print(f"nmt-average: wrote {args.output} from {', '.join(p.name for p in paths)}", file=sys.stderr)
         return 0

@@ -185,7 +185,7 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{source}: config file not found") from None
+        raise ConfigError(f"{source}: config file not found; check the --config path") from None
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"{source}: cannot read config file ({err})") from None
     try:
@@ -222,7 +222,7 @@ def _apply_override(raw: dict[str, Any], item: str, source: str) -> None:
     key, sep, text = item.partition("=")
     if not sep or not key:
         raise ConfigError(f"override {item!r}: expected dotted.key=value, e.g. train.max_steps=200")
-    _check_path(key, source)
+    _check_path(key, f"{source}: override {item!r}")  # the key is on the command line, not in the file
     try:
         value = yaml.safe_load(text) if text else ""
     except yaml.YAMLError:
@@ -244,7 +244,7 @@ def _check_path(key: str, source: str) -> None:
     done = []
     for part in key.split("."):
         if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
-            raise ConfigError(f"{source}: override key '{key}': '{'.'.join(done)}' has no sub-keys")
+            raise ConfigError(f"{source}: '{'.'.join(done)}' has no sub-keys")
         names = [f.name for f in dataclasses.fields(cls)]
         if part not in names:
             raise _unknown_key(source, ".".join([*done, part]), part, names)

@@ -115,11 +115,12 @@ class Tokenizer:
         return None
 
 
-def build_tokenizer(cfg: TokenizerConfig, run_dir: Path, src_lines: list[str], tgt_lines: list[str], log) -> Tokenizer:
-    """The run's tokenizer: already in the run dir, given as model files, or trained now."""
-    existing = Tokenizer.from_run_dir(run_dir)
-    if existing is not None:
-        return existing
+def build_tokenizer(cfg: TokenizerConfig, src_lines: list[str], tgt_lines: list[str], log) -> Tokenizer:
+    """A fresh run's tokenizer: the configured model files, or sentencepiece trained on the data.
+
+    Never reuses files left in the run directory by an earlier failed start: they may come from a
+    different tokenizer config. (A resumed run takes the copy stored in its checkpoint.)
+    """
     if cfg.model_file:
         side = _load_file(Path(cfg.model_file))
         tokenizer = Tokenizer(side, side)
@@ -135,7 +136,6 @@ def build_tokenizer(cfg: TokenizerConfig, run_dir: Path, src_lines: list[str], t
             SideTokenizer(train_sentencepiece(cfg, src_lines), "trained source model"),
             SideTokenizer(train_sentencepiece(cfg, tgt_lines), "trained target model"),
         )
-    tokenizer.save(run_dir)
     return tokenizer
 
 

@@ -8,7 +8,6 @@ the epoch's batch list, best score and early-stopping patience.
 from __future__ import annotations
 
 import math
-import sys
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
@@ -47,6 +46,9 @@ class TrainState:
     stopped: str = ""  # set by early stopping: a finished run is not continued
 
 
+Texts = tuple[list[str], list[str]]  # source and target lines of one corpus
+
+
 @dataclass
 class Corpus:
     src_ids: list[list[int]]
@@ -68,33 +70,47 @@ class Trainer:
     # set-up
 
     def fit(self) -> TrainState:
-        """Train until max_steps, max_epochs or early stopping; returns the final counters."""
+        """Train until max_steps, max_epochs or early stopping; returns the final counters.
+
+        Every input (checkpoint, config changes, corpora, tokenizer) is checked before anything is
+        printed or written, so a bad one fails with its single error line and changes nothing.
+        """
         self._make_run_dir()
-        resume = find_latest(self.run_dir, lambda message: print(message, file=sys.stderr))
+        notes: list[str] = []  # messages from before the log exists
+        resume = find_latest(self.run_dir, notes.append)
+        train_text, valid_text, tokenizer = self._load_inputs(resume, notes.append)
         self.tracker = Tracker(self.run_dir, resume_step=resume["state"]["step"] if resume else 0)
         try:
-            return self._fit(resume)
+            for note in notes:
+                self.tracker.log(note)
+            return self._fit(resume, train_text, valid_text, tokenizer)
         finally:
             self.tracker.close()
 
-    def _fit(self, resume: dict[str, Any] | None) -> TrainState:
-        cfg, log = self.config, self.tracker.log
+    def _load_inputs(self, resume: dict[str, Any] | None, note) -> tuple[Texts, Texts | None, Tokenizer]:
+        """Resume checks, corpora and the tokenizer (trained now on a fresh run)."""
+        cfg = self.config
         if resume is not None:
-            check_resume_config(resume["config"], cfg, self.source, log)
+            check_resume_config(resume["config"], cfg, self.source, note)
+            tokenizer = Tokenizer.from_protos(resume["tokenizer"], "checkpoint")
+            check_resume_tokenizer(tokenizer, self.run_dir)
+        train_text = read_corpus(cfg.data.train, "data.train", note)
+        valid_text = read_corpus(cfg.data.valid, "data.valid", note) if cfg.data.valid else None
+        if resume is None:
+            tokenizer = build_tokenizer(cfg.tokenizer, *train_text, note)
+        return train_text, valid_text, tokenizer
+
+    def _fit(
+        self, resume: dict[str, Any] | None, train_text: Texts, valid_text: Texts | None, tokenizer: Tokenizer
+    ) -> TrainState:
+        cfg, log = self.config, self.tracker.log
         write_bytes_atomic(self.run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())
+        tokenizer.save(self.run_dir)
         if cfg.train.num_threads:
             torch.set_num_threads(cfg.train.num_threads)
         seed_everything(cfg.seed, cfg.train.deterministic)
         self.amp_dtype = self._amp_dtype(log)
         log(f"run {self.run_dir}: device {self.device}, amp {self.amp_dtype or 'off'}")
-        train_text = read_corpus(cfg.data.train, "data.train", log)
-        valid_text = read_corpus(cfg.data.valid, "data.valid", log) if cfg.data.valid else None
-        if resume is None:
-            tokenizer = build_tokenizer(cfg.tokenizer, self.run_dir, *train_text, log)
-        else:
-            tokenizer = Tokenizer.from_protos(resume["tokenizer"], "checkpoint")
-            check_resume_tokenizer(tokenizer, self.run_dir)
-            tokenizer.save(self.run_dir)
         self.tokenizer = tokenizer
         self.train_data = self._encode(train_text, "data.train", filter_long=True)
         self.valid_data = self._encode(valid_text, "data.valid", filter_long=False) if valid_text else None
@@ -118,6 +134,8 @@ class Trainer:
         return self._train(state)
 
     def _make_run_dir(self) -> None:
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise CheckpointError(f"{self.run_dir}: run_dir is an existing file; set run_dir to a directory")
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             probe = self.run_dir / ".write_test"
@@ -139,7 +157,7 @@ class Trainer:
             raise ConfigError(f"{self.source}: key 'train.amp': this GPU does not support bf16; use fp16")
         return torch.float16 if amp == "fp16" else torch.bfloat16
 
-    def _encode(self, text: tuple[list[str], list[str]], name: str, filter_long: bool) -> Corpus:
+    def _encode(self, text: Texts, name: str, filter_long: bool) -> Corpus:
         src_text, tgt_text = text
         src_ids = self.tokenizer.src.encode(src_text)
         tgt_ids = self.tokenizer.tgt.encode(tgt_text)

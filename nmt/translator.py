@@ -51,6 +51,8 @@ class Translator:
             device_ = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         except RuntimeError:
             raise ConfigError(f"--device {device!r}: not a device; use cpu, cuda or cuda:N") from None
+        if device_.type == "cuda" and (device_.index or 0) >= torch.cuda.device_count():
+            raise ConfigError(f"--device {device}: no such CUDA GPU on this machine ({torch.cuda.device_count()} found); use cpu")
         ckpt = load_checkpoint(path)
         config = config_from_dict(ckpt["config"], f"{path} (stored config)")
         tokenizer = Tokenizer.from_protos(ckpt["tokenizer"], str(path))

@@ -33,13 +33,13 @@ def no_log(message: str) -> None:
 
 @pytest.fixture(scope="module")
 def joint(tmp_path_factory) -> Tokenizer:
-    return build_tokenizer(CFG, tmp_path_factory.mktemp("joint"), SRC_LINES, TGT_LINES, no_log)
+    return build_tokenizer(CFG, SRC_LINES, TGT_LINES, no_log)
 
 
 @pytest.fixture(scope="module")
 def separate(tmp_path_factory) -> Tokenizer:
     cfg = TokenizerConfig(vocab_size=60, joint=False, max_train_sentences=1000)
-    return build_tokenizer(cfg, tmp_path_factory.mktemp("separate"), SRC_LINES, TGT_LINES, no_log)
+    return build_tokenizer(cfg, SRC_LINES, TGT_LINES, no_log)
 
 
 def test_joint_tokenizer_shares_one_model(joint):
@@ -137,24 +137,21 @@ def test_from_run_dir_needs_both_sides(separate, tmp_path):
     assert Tokenizer.from_run_dir(tmp_path) is None
 
 
-def test_build_writes_model_into_run_dir(tmp_path):
-    tokenizer = build_tokenizer(CFG, tmp_path, SRC_LINES[:100], TGT_LINES[:100], no_log)
+def test_build_writes_nothing_until_saved(tmp_path):
+    tokenizer = build_tokenizer(CFG, SRC_LINES[:100], TGT_LINES[:100], no_log)
+    assert not list(tmp_path.iterdir())
+    tokenizer.save(tmp_path)
     assert (tmp_path / JOINT_FILE).read_bytes() == tokenizer.src.proto
 
 
-def test_build_reuses_existing_run_dir_model(joint, tmp_path, monkeypatch):
+def test_build_ignores_a_stale_model_in_the_run_dir(joint, tmp_path):
+    """Files left by an earlier failed start may come from another tokenizer config: retrain."""
     joint.save(tmp_path)
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("retrained although the run dir has a model")
-
-    monkeypatch.setattr("nmt.tokenizer.train_sentencepiece", refuse)
     messages = []
-    # Different lines and vocab size: a retrain would give a different model.
     cfg = TokenizerConfig(vocab_size=40, joint=True)
-    reused = build_tokenizer(cfg, tmp_path, ["x y z"] * 5, ["u v w"] * 5, messages.append)
-    assert reused.protos() == joint.protos()
-    assert messages == []
+    built = build_tokenizer(cfg, ["x y z"] * 50, ["u v w"] * 50, messages.append)
+    assert built.protos() != joint.protos()
+    assert messages and "training joint sentencepiece" in messages[0]
 
 
 def test_build_from_model_file(joint, tmp_path):
@@ -163,9 +160,8 @@ def test_build_from_model_file(joint, tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     cfg = TokenizerConfig(model_file=str(model))
-    built = build_tokenizer(cfg, run_dir, [], [], no_log)
+    built = build_tokenizer(cfg, [], [], no_log)
     assert built.protos() == joint.protos()
-    assert (run_dir / JOINT_FILE).read_bytes() == joint.src.proto
 
 
 def test_build_from_side_model_files(separate, tmp_path):
@@ -174,7 +170,7 @@ def test_build_from_side_model_files(separate, tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     cfg = TokenizerConfig(joint=False, src_model_file=str(tmp_path / "s.model"), tgt_model_file=str(tmp_path / "t.model"))
-    built = build_tokenizer(cfg, run_dir, [], [], no_log)
+    built = build_tokenizer(cfg, [], [], no_log)
     assert built.protos() == separate.protos()
 
 
@@ -192,14 +188,14 @@ def test_truncated_model_file_names_the_file(joint, tmp_path):
     path = tmp_path / "cut.model"
     path.write_bytes(joint.src.proto[: len(joint.src.proto) // 2])
     with pytest.raises(DataError) as info:
-        build_tokenizer(TokenizerConfig(model_file=str(path)), tmp_path, [], [], no_log)
+        build_tokenizer(TokenizerConfig(model_file=str(path)), [], [], no_log)
     assert str(path) in str(info.value)
 
 
 def test_missing_model_file_names_the_file(tmp_path):
     path = tmp_path / "missing.model"
     with pytest.raises(DataError) as info:
-        build_tokenizer(TokenizerConfig(model_file=str(path)), tmp_path, [], [], no_log)
+        build_tokenizer(TokenizerConfig(model_file=str(path)), [], [], no_log)
     assert str(path) in str(info.value)
 
 

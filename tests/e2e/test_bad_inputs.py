@@ -1,0 +1,738 @@
+"""Bad-input catalogue: every user mistake ends in one clear line on stderr, never a traceback.
+
+One table, one parametrized test. Each case prepares files in its own tmp dir (the subprocess runs
+there, so messages show short relative names) and returns the command line. The contract for an
+error case: exit code 2; stderr is exactly one line, `PROG: error: MESSAGE`, and MESSAGE holds the
+case's substrings (the file, line number or dotted config key, and what to do or what is valid);
+no 'Traceback'; nothing on stdout; no file that existed before the run (sha256, size, mtime) was
+changed or removed, including an existing --output. Where recovering is right (CRLF corpus, a
+1 MB corpus line, an over-long or empty translation input, a FIFO as --output) the case asserts
+exit 0, the output and the warning instead.
+
+The translate/eval/average cases share one tiny model trained once per module (60 steps on the
+toy corpus; quality does not matter). The nmt-train error cases fail while loading the config or
+the data, on 20-line corpora, before any training; the two corpus recoveries train one step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import io
+import os
+import random
+import shutil
+import stat
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+TINY = ROOT / "configs" / "tiny.yaml"
+TIMEOUT = 180  # seconds per command; a hang is a failure, not a stuck test run
+
+
+class ExtraStderrLines(AssertionError):
+    """stderr held more than the one error line."""
+
+
+class PreExistingFileModified(AssertionError):
+    """A file that existed before the command was changed or removed by it."""
+
+
+@dataclass
+class Ctx:
+    """What a case's prepare function gets: its own dir and the shared trained model."""
+
+    tmp: Path  # the command's working directory; every relative path in a case lives here
+    model: Path  # run directory of the module's tiny model (outside tmp; also checked for changes)
+    data: Path  # the toy corpus that model was trained on
+    stdin: bytes | None = None
+    keep: dict = field(default_factory=dict)  # state a prepare function hands to its check
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    prepare: Callable[[Ctx], list[str]]  # writes files into ctx.tmp, returns [console script, args...]
+    code: int = 2
+    expect: tuple[str, ...] = ()  # substrings of the error line (code 2) or of stderr (recovery)
+    check: Callable[[Ctx, subprocess.CompletedProcess], None] | None = None  # a recovery's extra checks
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers for the prepare functions
+
+
+def write(ctx: Ctx, name: str, content: str | bytes) -> str:
+    path = ctx.tmp / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, str):
+        content = content.encode("utf-8")
+    path.write_bytes(content)
+    return name
+
+
+def toy_lines(ctx: Ctx, split: str, side: str, count: int = 20) -> list[str]:
+    return (ctx.data / f"{split}.{side}").read_text(encoding="utf-8").splitlines()[:count]
+
+
+def text(lines: list[str], end: str = "\n") -> str:
+    return "".join(line + end for line in lines)
+
+
+def small_corpus(ctx: Ctx, src_name: str = "train.src", tgt_name: str = "train.tgt", count: int = 20) -> None:
+    write(ctx, src_name, text(toy_lines(ctx, "train", "src", count)))
+    write(ctx, tgt_name, text(toy_lines(ctx, "train", "tgt", count)))
+
+
+def train(*overrides: str, src: str = "train.src", tgt: str = "train.tgt", config: str = str(TINY)) -> list[str]:
+    """nmt-train on the tiny config, a fresh run dir in tmp and the given training files, no valid set."""
+    return [
+        "nmt-train",
+        "--config",
+        config,
+        "run_dir=run",
+        "data.valid=null",
+        f"data.train.src={src}",
+        f"data.train.tgt={tgt}",
+        *overrides,
+    ]
+
+
+def train_on_corpus(*overrides: str) -> Callable[[Ctx], list[str]]:
+    def prepare(ctx: Ctx) -> list[str]:
+        small_corpus(ctx)
+        return train(*overrides)
+
+    return prepare
+
+
+def tiny_yaml_with(old: str, new: str) -> str:
+    source = TINY.read_text(encoding="utf-8")
+    assert source.count(old) == 1, old
+    return source.replace(old, new)
+
+
+def huge_line(size: int = 1_000_000) -> str:
+    """About `size` bytes of toy-vocabulary words: hundreds of thousands of pieces, no unknowns."""
+    words = "apple river stone cloud tiger lamp "
+    return (words * (size // len(words) + 1))[:size].strip()
+
+
+def translate(ctx: Ctx, *args: str) -> list[str]:
+    return ["nmt-translate", "--model", str(ctx.model), *args]
+
+
+def existing_output(ctx: Ctx, name: str = "out.txt") -> str:
+    """An output file from an earlier run: a failing command must leave it alone."""
+    return write(ctx, name, "an earlier translation\n")
+
+
+def other_sentencepiece_model() -> bytes:
+    import sentencepiece as spm
+
+    out = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(["a different corpus with different pieces"] * 50),
+        model_writer=out,
+        model_type="bpe",
+        vocab_size=30,
+        hard_vocab_limit=False,
+        pad_id=0,
+        unk_id=1,
+        bos_id=2,
+        eos_id=3,
+        minloglevel=2,
+    )
+    return out.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------
+# prepare functions and recovery checks that need more than one line
+
+
+def config_unknown_key(ctx: Ctx) -> list[str]:
+    small_corpus(ctx)
+    write(ctx, "typo.yaml", tiny_yaml_with("  max_steps: 800", "  max_stepz: 800"))
+    return train(config="typo.yaml")
+
+
+def config_bad_choice(ctx: Ctx) -> list[str]:
+    small_corpus(ctx)
+    write(ctx, "choice.yaml", tiny_yaml_with("    type: bahdanau", "    type: luongg"))
+    return train(config="choice.yaml")
+
+
+def config_invalid_yaml(ctx: Ctx) -> list[str]:
+    write(ctx, "broken.yaml", "seed: 1\ntrain:\n  lr: 0.1\n   max_steps: 3\n")  # line 4 is indented too far
+    return ["nmt-train", "--config", "broken.yaml"]
+
+
+def config_top_level_list(ctx: Ctx) -> list[str]:
+    write(ctx, "list.yaml", "- train\n- decode\n")
+    return ["nmt-train", "--config", "list.yaml"]
+
+
+def corpus_line_mismatch(ctx: Ctx) -> list[str]:
+    small_corpus(ctx, tgt_name="short.tgt")
+    write(ctx, "short.tgt", text(toy_lines(ctx, "train", "tgt", 19)))
+    return train(tgt="short.tgt")
+
+
+def corpus_empty(ctx: Ctx) -> list[str]:
+    write(ctx, "empty.src", b"")
+    write(ctx, "empty.tgt", b"")
+    return train(src="empty.src", tgt="empty.tgt")
+
+
+def corpus_invalid_utf8(ctx: Ctx) -> list[str]:
+    small_corpus(ctx)
+    lines = [line.encode("utf-8") for line in toy_lines(ctx, "train", "src")]
+    lines[6] = "caf\u00e9 au lait".encode("latin-1")  # line 7: Latin-1, not UTF-8
+    write(ctx, "latin1.src", b"".join(line + b"\n" for line in lines))
+    return train(src="latin1.src")
+
+
+def corpus_not_gzip(ctx: Ctx) -> list[str]:
+    small_corpus(ctx)
+    write(ctx, "train.src.gz", random.Random(0).randbytes(4096))  # fixed bytes: never the gzip magic by chance
+    return train(src="train.src.gz")
+
+
+def corpus_random_bytes(ctx: Ctx) -> list[str]:
+    small_corpus(ctx)
+    junk = bytes(range(128, 256)) * 32  # never valid UTF-8: a lone continuation byte comes first
+    write(ctx, "junk.src", b"apple river\n" + junk)
+    return train(src="junk.src")
+
+
+def corpus_missing_file(ctx: Ctx) -> list[str]:
+    small_corpus(ctx)
+    return train(src="missing.src")
+
+
+def corpus_huge_line(ctx: Ctx) -> list[str]:
+    small_corpus(ctx)
+    lines = toy_lines(ctx, "train", "src")
+    lines[5] = huge_line()
+    write(ctx, "train.src", text(lines))
+    return train("train.max_steps=1", "train.eval_every_steps=1")
+
+
+def check_huge_line_dropped(ctx: Ctx, result: subprocess.CompletedProcess) -> None:
+    log = (ctx.tmp / "run" / "train.log").read_text(encoding="utf-8")
+    assert "data.train: kept 19 of 20 pairs; dropped 1 longer than 60 pieces" in log
+    assert (ctx.tmp / "run" / "checkpoints" / "last.pt").is_file()
+
+
+def corpus_crlf(ctx: Ctx) -> list[str]:
+    write(ctx, "crlf.src", text(toy_lines(ctx, "train", "src"), end="\r\n"))
+    write(ctx, "crlf.tgt", text(toy_lines(ctx, "train", "tgt"), end="\r\n"))
+    return train("train.max_steps=1", "train.eval_every_steps=1", src="crlf.src", tgt="crlf.tgt")
+
+
+def check_crlf_trained(ctx: Ctx, result: subprocess.CompletedProcess) -> None:
+    log = (ctx.tmp / "run" / "train.log").read_text(encoding="utf-8")
+    assert "data.train: 40 lines had Windows (CRLF) line ends; removed the CR" in log
+    assert "data.train: 20 pairs, none dropped" in log
+    assert "training stopped at step 1" in log
+    assert (ctx.tmp / "run" / "checkpoints" / "last.pt").is_file()
+
+
+def corpus_hf_offline(ctx: Ctx) -> list[str]:
+    return train(
+        "data.train.dataset=nmt-tests/no-such-dataset",
+        "data.train.src_field=translation.src",
+        "data.train.tgt_field=translation.tgt",
+        src="null",
+        tgt="null",
+    )
+
+
+def tokenizer_missing(ctx: Ctx) -> list[str]:
+    small_corpus(ctx)
+    return train("tokenizer.model_file=missing.model")
+
+
+def tokenizer_corrupt(ctx: Ctx) -> list[str]:
+    small_corpus(ctx)
+    good = (ctx.model / "spm.model").read_bytes()
+    write(ctx, "cut.model", good[: len(good) // 2])  # a sentencepiece model cut off mid-copy
+    return train("tokenizer.model_file=cut.model")
+
+
+def checkpoint_truncated(ctx: Ctx) -> list[str]:
+    good = (ctx.model / "checkpoints" / "best.pt").read_bytes()
+    write(ctx, "truncated.pt", good[: len(good) // 2])
+    write(ctx, "in.txt", "apple river\n")
+    return ["nmt-translate", "--model", "truncated.pt", "--input", "in.txt", "--output", existing_output(ctx)]
+
+
+def checkpoint_text_file(ctx: Ctx) -> list[str]:
+    write(ctx, "config.yaml", (ctx.model / "config.yaml").read_bytes())  # --model config.yaml: a common slip
+    write(ctx, "in.txt", "apple river\n")
+    return ["nmt-translate", "--model", "config.yaml", "--input", "in.txt", "--output", existing_output(ctx)]
+
+
+def checkpoint_empty_run_dir(ctx: Ctx) -> list[str]:
+    (ctx.tmp / "empty_run").mkdir()
+    write(ctx, "in.txt", "apple river\n")
+    return ["nmt-translate", "--model", "empty_run", "--input", "in.txt", "--output", existing_output(ctx)]
+
+
+def resume_with_replaced_spm(ctx: Ctx) -> list[str]:
+    shutil.copytree(ctx.model, ctx.tmp / "run")
+    write(ctx, "run/spm.model", other_sentencepiece_model())
+    return ["nmt-train", "--config", "run/config.yaml", "run_dir=run"]
+
+
+def run_dir_is_a_file(ctx: Ctx) -> list[str]:
+    small_corpus(ctx)
+    write(ctx, "run", "notes, not a run directory\n")
+    return train()
+
+
+def translate_invalid_utf8_stdin(ctx: Ctx) -> list[str]:
+    ctx.stdin = b"apple river\n\xff\xfe lamp\nstone\n"
+    return translate(ctx, "--output", existing_output(ctx))
+
+
+def translate_invalid_utf8_file(ctx: Ctx) -> list[str]:
+    write(ctx, "in.txt", b"apple river\n" + "caf\u00e9\n".encode("latin-1") + b"stone\n")
+    return translate(ctx, "--input", "in.txt", "--output", existing_output(ctx))
+
+
+def translate_empty_input(ctx: Ctx) -> list[str]:
+    write(ctx, "empty.txt", b"")
+    return translate(ctx, "--input", "empty.txt", "--output", "out.txt")
+
+
+def check_empty_output(ctx: Ctx, result: subprocess.CompletedProcess) -> None:
+    assert (ctx.tmp / "out.txt").read_bytes() == b""
+
+
+def translate_enormous_line(ctx: Ctx) -> list[str]:
+    write(ctx, "in.txt", text(["apple river", huge_line(), "lamp green"]))
+    return translate(ctx, "--input", "in.txt", "--output", "out.txt", "--min-len", "2")
+
+
+def check_enormous_line_translated(ctx: Ctx, result: subprocess.CompletedProcess) -> None:
+    out = (ctx.tmp / "out.txt").read_text(encoding="utf-8")
+    assert out.endswith("\n") and len(out.split("\n")) - 1 == 3, out[:500]
+    assert out.split("\n")[1].strip(), "the truncated line got no translation"
+    assert len(out) < 10_000, "the over-long line was not truncated"
+
+
+def translate_output_missing_dir(ctx: Ctx) -> list[str]:
+    write(ctx, "in.txt", "apple river\n")
+    return translate(ctx, "--input", "in.txt", "--output", "missing_dir/out.txt")
+
+
+def translate_output_fifo(ctx: Ctx) -> list[str]:
+    # Like --output /dev/null: an existing special file is written through, not replaced by a rename.
+    os.mkfifo(ctx.tmp / "pipe")
+    ctx.keep["reader"] = os.open(ctx.tmp / "pipe", os.O_RDONLY | os.O_NONBLOCK)  # lets the writer open it
+    write(ctx, "in.txt", "apple river\nlamp green\n")
+    return translate(ctx, "--input", "in.txt", "--output", "pipe")
+
+
+def check_fifo_written_through(ctx: Ctx, result: subprocess.CompletedProcess) -> None:
+    reader = ctx.keep["reader"]
+    try:
+        data = os.read(reader, 1 << 16)
+    except BlockingIOError:
+        data = b""
+    finally:
+        os.close(reader)
+    assert stat.S_ISFIFO((ctx.tmp / "pipe").lstat().st_mode), "the FIFO was replaced by a regular file"
+    assert data.count(b"\n") == 2, data
+
+
+def translate_nbest_above_beam(ctx: Ctx) -> list[str]:
+    write(ctx, "in.txt", "apple river\n")
+    return translate(ctx, "--input", "in.txt", "--output", existing_output(ctx), "--beam", "2", "--nbest", "3")
+
+
+def translate_missing_input(ctx: Ctx) -> list[str]:
+    return translate(ctx, "--input", "missing.txt", "--output", existing_output(ctx))
+
+
+def translate_missing_gpu(ctx: Ctx) -> list[str]:
+    write(ctx, "in.txt", "apple river\n")
+    return translate(ctx, "--input", "in.txt", "--output", existing_output(ctx), "--device", "cuda:99")
+
+
+def eval_line_mismatch(ctx: Ctx) -> list[str]:
+    write(ctx, "hyp.txt", text(toy_lines(ctx, "test", "tgt", 3)))
+    write(ctx, "ref.txt", text(toy_lines(ctx, "test", "tgt", 5)))
+    write(ctx, "scores.json", '{"from": "an earlier run"}\n')
+    return ["nmt-eval", "--hyp", "hyp.txt", "--ref", "ref.txt", "--json", "scores.json"]
+
+
+def eval_missing_ref(ctx: Ctx) -> list[str]:
+    write(ctx, "hyp.txt", text(toy_lines(ctx, "test", "tgt", 3)))
+    return ["nmt-eval", "--hyp", "hyp.txt", "--ref", "missing.ref"]
+
+
+def eval_empty_files(ctx: Ctx) -> list[str]:
+    write(ctx, "hyp.txt", b"")
+    write(ctx, "ref.txt", b"")
+    return ["nmt-eval", "--hyp", "hyp.txt", "--ref", "ref.txt"]
+
+
+def average(*args: str) -> Callable[[Ctx], list[str]]:
+    def prepare(ctx: Ctx) -> list[str]:
+        return ["nmt-average", "--model", str(ctx.model), *args]
+
+    return prepare
+
+
+def average_output_exists(ctx: Ctx) -> list[str]:
+    write(ctx, "avg.pt", b"an earlier average")
+    return ["nmt-average", "--model", str(ctx.model), "--last", "1", "--output", "avg.pt"]
+
+
+def average_missing_run_dir(ctx: Ctx) -> list[str]:
+    return ["nmt-average", "--model", "no_such_run", "--last", "1", "--output", "avg.pt"]
+
+
+# ---------------------------------------------------------------------------------------------
+# the catalogue
+
+CASES = [
+    # configs: fail before torch is imported
+    Case("config-unknown-key", config_unknown_key, expect=("typo.yaml", "'train.max_stepz'", "did you mean 'max_steps'?")),
+    Case(
+        "config-misspelled-choice",
+        config_bad_choice,
+        expect=("choice.yaml", "'model.attention.type'", "'luongg'", "did you mean 'luong'?", "choices: bahdanau, luong"),
+    ),
+    Case("config-wrong-type", train_on_corpus("train.lr=fast"), expect=("'train.lr'", "must be float", "'fast'")),
+    Case(
+        "config-missing-file",
+        lambda ctx: ["nmt-train", "--config", "missing.yaml"],
+        expect=("missing.yaml", "not found", "--config"),
+    ),
+    Case("config-invalid-yaml", config_invalid_yaml, expect=("broken.yaml", "line 4", "invalid YAML")),
+    Case("config-top-level-list", config_top_level_list, expect=("list.yaml", "must be a mapping of sections")),
+    Case(
+        "config-nbest-above-beam",
+        train_on_corpus("decode.nbest=5"),
+        expect=("'decode.nbest'", "5 is more than decode.beam_size 3", "raise the beam or lower nbest"),
+    ),
+    Case(
+        "config-luong-dot-sizes",
+        train_on_corpus("model.attention.type=luong", "model.attention.score=dot", "model.decoder.hidden_size=48"),
+        expect=("'model.attention.score'", "decoder.hidden_size (48)", "2 * encoder.hidden_size (64)", "'general' or 'concat'"),
+    ),
+    Case(
+        "config-max-tokens-below-max-len",
+        train_on_corpus("train.max_tokens=10"),
+        expect=("'train.max_tokens'", "at least data.max_len + 2 = 62"),
+    ),
+    Case(
+        "override-unknown-key",
+        train_on_corpus("train.max_stepz=3"),
+        expect=("override 'train.max_stepz=3'", "'train.max_stepz'", "did you mean 'max_steps'?"),
+    ),
+    Case(
+        "override-without-equals",
+        train_on_corpus("train.max_steps"),
+        expect=("override 'train.max_steps'", "expected dotted.key=value"),
+    ),
+    # corpora
+    Case(
+        "corpus-line-count-mismatch",
+        corpus_line_mismatch,
+        expect=("data.train", "train.src has 20 lines", "short.tgt has 19", "one target line per source line"),
+    ),
+    Case(
+        "corpus-empty",
+        corpus_empty,
+        expect=("data.train", "empty.src and empty.tgt are empty", "at least one sentence pair"),
+    ),
+    Case(
+        "corpus-invalid-utf8",
+        corpus_invalid_utf8,
+        expect=("latin1.src:7:", "invalid UTF-8", "convert the file to UTF-8"),
+    ),
+    Case(
+        "corpus-gz-name-not-gzip",
+        corpus_not_gzip,
+        expect=("train.src.gz", "cannot read", "Not a gzipped file", "complete text or .gz file"),
+    ),
+    Case(
+        "corpus-binary-junk",
+        corpus_random_bytes,
+        expect=("junk.src:2:", "invalid UTF-8", "convert the file to UTF-8"),
+    ),
+    Case(
+        "corpus-missing-file",
+        corpus_missing_file,
+        expect=("missing.src", "file not found", "check the data paths"),
+    ),
+    Case(
+        "corpus-hf-dataset-offline",
+        corpus_hf_offline,
+        expect=("data.train", "nmt-tests/no-such-dataset", "cannot load Hugging Face dataset", "use local files"),
+    ),
+    Case(
+        "corpus-1mb-line-dropped",
+        corpus_huge_line,
+        code=0,
+        expect=("dropped 1 longer than 60 pieces",),
+        check=check_huge_line_dropped,
+    ),
+    Case(
+        "corpus-crlf-recovered",
+        corpus_crlf,
+        code=0,
+        expect=("warning: data.train: 40 lines had Windows (CRLF) line ends",),
+        check=check_crlf_trained,
+    ),
+    # tokenizer
+    Case(
+        "tokenizer-model-file-missing",
+        tokenizer_missing,
+        expect=("missing.model", "cannot read sentencepiece model", "tokenizer.*model_file"),
+    ),
+    Case(
+        "tokenizer-model-file-corrupt",
+        tokenizer_corrupt,
+        expect=("cut.model", "not a valid sentencepiece model", "tokenizer.*model_file"),
+    ),
+    # checkpoints and run directories
+    Case(
+        "checkpoint-truncated",
+        checkpoint_truncated,
+        expect=("truncated.pt", "truncated checkpoint", "written by nmt-train"),
+    ),
+    Case(
+        "checkpoint-text-file",
+        checkpoint_text_file,
+        expect=("config.yaml", "checkpoint", "written by nmt-train"),
+    ),
+    Case(
+        "checkpoint-empty-run-dir",
+        checkpoint_empty_run_dir,
+        expect=("empty_run", "no checkpoint found", "run directory with checkpoints/"),
+    ),
+    Case(
+        "resume-with-replaced-spm-model",
+        resume_with_replaced_spm,
+        expect=("run", "spm.model differs from the tokenizer stored in the checkpoint", "restore"),
+    ),
+    Case(
+        "run-dir-is-a-file",
+        run_dir_is_a_file,
+        expect=("run: run_dir is an existing file", "set run_dir to a directory"),
+    ),
+    # translation input and output
+    Case(
+        "translate-invalid-utf8-stdin",
+        translate_invalid_utf8_stdin,
+        expect=("<stdin>:2:", "invalid UTF-8", "send UTF-8 text"),
+    ),
+    Case(
+        "translate-invalid-utf8-file",
+        translate_invalid_utf8_file,
+        expect=("in.txt:2:", "invalid UTF-8", "convert the file to UTF-8"),
+    ),
+    Case(
+        "translate-missing-input",
+        translate_missing_input,
+        expect=("missing.txt", "file not found", "--input"),
+    ),
+    Case(
+        "translate-empty-input",
+        translate_empty_input,
+        code=0,
+        expect=("nmt-translate: 0 sentences",),
+        check=check_empty_output,
+    ),
+    Case(
+        "translate-enormous-line-truncated",
+        translate_enormous_line,
+        code=0,
+        expect=("warning: input line 2 has", "translating its first 60"),
+        check=check_enormous_line_translated,
+    ),
+    Case(
+        "translate-output-missing-dir",
+        translate_output_missing_dir,
+        expect=("missing_dir/out.txt", "cannot write", "check the directory exists"),
+    ),
+    Case(
+        "translate-output-fifo-written-through",
+        translate_output_fifo,
+        code=0,
+        expect=("nmt-translate: 2 sentences",),
+        check=check_fifo_written_through,
+    ),
+    Case(
+        "translate-nbest-above-beam",
+        translate_nbest_above_beam,
+        expect=("decode.nbest", "3 is more than decode.beam_size 2", "raise the beam or lower nbest"),
+    ),
+    Case(
+        "translate-missing-gpu",
+        translate_missing_gpu,
+        expect=("--device cuda:99", "no such CUDA GPU", "use cpu"),
+    ),
+    # nmt-eval
+    Case(
+        "eval-line-count-mismatch",
+        eval_line_mismatch,
+        expect=("hyp.txt has 3 lines", "ref.txt has 5", "must match line by line"),
+    ),
+    Case(
+        "eval-missing-ref",
+        eval_missing_ref,
+        expect=("missing.ref", "file not found", "--ref"),
+    ),
+    Case(
+        "eval-empty-files",
+        eval_empty_files,
+        expect=("hyp.txt and ref.txt are empty", "nothing to score"),
+    ),
+    # nmt-average
+    Case(
+        "average-neither-last-nor-best",
+        average("--output", "avg.pt"),
+        expect=("give exactly one of --last N or --best N",),
+    ),
+    Case(
+        "average-last-zero",
+        average("--last", "0", "--output", "avg.pt"),
+        expect=("give exactly one of --last N or --best N", "N >= 1"),
+    ),
+    Case(
+        "average-output-exists",
+        average_output_exists,
+        expect=("avg.pt: already exists", "choose another --output"),
+    ),
+    Case(
+        "average-output-missing-dir",
+        average("--last", "1", "--output", "missing_dir/avg.pt"),
+        expect=("missing_dir/avg.pt", "cannot write", "check the directory exists"),
+    ),
+    Case(
+        "average-missing-run-dir",
+        average_missing_run_dir,
+        expect=("no_such_run", "no checkpoints/ folder", "run directory of an nmt-train run"),
+    ),
+]
+
+
+def _params():
+    for case in CASES:
+        yield pytest.param(case, id=case.id)
+
+
+# ---------------------------------------------------------------------------------------------
+# the model, the runner, the contract
+
+
+@dataclass(frozen=True)
+class Trained:
+    root: Path
+    data: Path
+    run_dir: Path
+
+
+def _toy_module():
+    spec = importlib.util.spec_from_file_location("make_toy_corpus", ROOT / "scripts" / "make_toy_corpus.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Trained:
+    """One tiny model for every case that needs a checkpoint (60 steps: quality does not matter)."""
+    root = tmp_path_factory.mktemp("bad_inputs_model")
+    data = root / "toy"
+    _toy_module().write_corpus(data, seed=0)
+    run_dir = root / "run"
+    command = [
+        str(BIN / "nmt-train"),
+        "--config",
+        str(TINY),
+        f"run_dir={run_dir}",
+        f"data.train.src={data}/train.src",
+        f"data.train.tgt={data}/train.tgt",
+        f"data.valid.src={data}/valid.src",
+        f"data.valid.tgt={data}/valid.tgt",
+        "train.max_steps=60",
+        "train.eval_every_steps=60",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return Trained(root=root, data=data, run_dir=run_dir)
+
+
+def snapshot(*roots: Path) -> dict[Path, tuple]:
+    """Every file under `roots`: sha256, size and mtime of regular files; the type of special ones."""
+    found = {}
+    for root in roots:
+        for path in root.rglob("*"):
+            info = path.lstat()
+            if stat.S_ISREG(info.st_mode):
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                found[path] = ("file", digest, info.st_size, info.st_mtime_ns)
+            elif not stat.S_ISDIR(info.st_mode):
+                found[path] = (stat.S_IFMT(info.st_mode),)  # never read a FIFO: it would block
+    return found
+
+
+def run(argv: list[str], ctx: Ctx) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    # No network, no shared cache: a Hugging Face name must fail fast and the same way everywhere.
+    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HF_HOME=str(ctx.tmp / "hf_home"))
+    return subprocess.run(
+        [str(BIN / argv[0]), *argv[1:]],
+        input=ctx.stdin if ctx.stdin is not None else b"",
+        capture_output=True,
+        cwd=ctx.tmp,
+        env=env,
+        timeout=TIMEOUT,
+    )
+
+
+@pytest.mark.parametrize("case", list(_params()))
+def test_bad_input(case: Case, trained: Trained, tmp_path: Path) -> None:
+    ctx = Ctx(tmp=tmp_path, model=trained.run_dir, data=trained.data)
+    argv = case.prepare(ctx)
+    before = snapshot(tmp_path, trained.root)
+    result = run(argv, ctx)
+    after = snapshot(tmp_path, trained.root)
+    stderr = result.stderr.decode("utf-8", errors="replace")
+    shown = f"$ {' '.join(argv)}\n--- stderr:\n{stderr[-3000:]}"
+
+    assert "Traceback" not in stderr, shown
+    assert result.returncode == case.code, shown
+    if case.code == 2:
+        assert result.stdout == b"", shown
+        lines = [line for line in stderr.splitlines() if line.strip()]
+        assert lines, "no error message on stderr"
+        error = lines[-1]
+        assert error.startswith(f"{argv[0]}: error: "), shown
+        for expected in case.expect:
+            assert expected in error, f"{expected!r} not in the error line: {error}"
+    else:
+        for expected in case.expect:
+            assert expected in stderr, f"{expected!r} not on stderr:\n{shown}"
+        if case.check is not None:
+            case.check(ctx, result)
+
+    changed = sorted(str(path) for path, state in before.items() if after.get(path) != state)
+    if changed:
+        raise PreExistingFileModified(f"{', '.join(changed)} changed or removed\n{shown}")
+    if case.code == 2 and stderr.splitlines() != [error]:
+        raise ExtraStderrLines(f"stderr must be the one error line\n{shown}")
