@@ -17,7 +17,6 @@ the data, on 20-line corpora, before any training; the two corpus recoveries tra
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 import os
 import random
@@ -646,19 +645,12 @@ class Trained:
     run_dir: Path
 
 
-def _toy_module():
-    spec = importlib.util.spec_from_file_location("make_toy_corpus", ROOT / "scripts" / "make_toy_corpus.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Trained:
+def trained(tmp_path_factory, scripts) -> Trained:
     """One tiny model for every case that needs a checkpoint (60 steps: quality does not matter)."""
     root = tmp_path_factory.mktemp("bad_inputs_model")
     data = root / "toy"
-    _toy_module().write_corpus(data, seed=0)
+    scripts("make_toy_corpus").write_corpus(data, seed=0)
     run_dir = root / "run"
     command = [
         str(BIN / "nmt-train"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import importlib.util
 import signal
 import subprocess
 import sys
@@ -23,17 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def toy(tmp_path_factory) -> Path:
+def toy(tmp_path_factory, scripts) -> Path:
     data = tmp_path_factory.mktemp("toy")
-    _script("make_toy_corpus").write_corpus(data, seed=3)
+    scripts("make_toy_corpus").write_corpus(data, seed=3)
     return data
 
 
@@ -46,10 +38,10 @@ def _trainer(toy: Path, run_dir: Path, *extra: str) -> Trainer:
     return Trainer(load_config(ROOT / "configs" / "tiny.yaml", _overrides(toy, run_dir, *extra)))
 
 
-def test_killed_runs_resume_bit_identically(tmp_path):
+def test_killed_runs_resume_bit_identically(tmp_path, scripts):
     """SIGKILL at random moments and during checkpoint writes; final weights equal an uninterrupted run."""
     lines: list[str] = []
-    identical = _script("fault_inject").run_with_faults(tmp_path, kills=3, steps=100, seed=1, log=lines.append)
+    identical = scripts("fault_inject").run_with_faults(tmp_path, kills=3, steps=100, seed=1, log=lines.append)
     assert identical, "\n".join(lines)
     assert any("during a checkpoint write" in line for line in lines), "\n".join(lines)
 

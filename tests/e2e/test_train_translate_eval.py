@@ -6,7 +6,6 @@ command resumes it, and the finished model must have clearly learned the task.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -23,19 +22,12 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
-def _toy_module():
-    spec = importlib.util.spec_from_file_location("make_toy_corpus", ROOT / "scripts" / "make_toy_corpus.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory) -> dict:
+def trained_run(tmp_path_factory, scripts) -> dict:
     """Train with a SIGKILL in the middle; returns paths and the resume log."""
     tmp = tmp_path_factory.mktemp("e2e")
     data = tmp / "toy"
-    _toy_module().write_corpus(data, seed=0)
+    scripts("make_toy_corpus").write_corpus(data, seed=0)
     run_dir = tmp / "run"
     command = [
         str(BIN / "nmt-train"),
