@@ -22,6 +22,7 @@ from nmt.batching import Batch, collate, epoch_generator, make_batches
 from nmt.checkpoint import find_latest, save_checkpoint
 from nmt.config import Config
 from nmt.data import filter_pairs, read_corpus
+from nmt.distributed import Distributed, init_distributed, shutdown_distributed
 from nmt.errors import CheckpointError, ConfigError
 from nmt.faults import BadStepGuard, GracefulStop
 from nmt.loss import label_smoothed_nll
@@ -62,7 +63,8 @@ class Trainer:
         self.config = config
         self.source = source
         self.run_dir = Path(config.run_dir)
-        self.device = _pick_device(config.train.device)
+        self.dist = Distributed()
+        self.device = torch.device("cpu")
         self.amp_dtype = None
         self._saved_step = -1
 
@@ -75,17 +77,24 @@ class Trainer:
         Every input (checkpoint, config changes, corpora, tokenizer) is checked before anything is
         printed or written, so a bad one fails with its single error line and changes nothing.
         """
-        self._make_run_dir()
-        notes: list[str] = []  # messages from before the log exists
-        resume = find_latest(self.run_dir, notes.append)
-        train_text, valid_text, tokenizer = self._load_inputs(resume, notes.append)
-        self.tracker = Tracker(self.run_dir, resume_step=resume["state"]["step"] if resume else 0)
+        self.dist, self.device = init_distributed(self.config.train.device)
         try:
-            for note in notes:
-                self.tracker.log(note)
-            return self._fit(resume, train_text, valid_text, tokenizer)
+            if self.dist.is_main:
+                self._make_run_dir()
+            self.dist.barrier()
+            notes: list[str] = []  # messages from before the log exists
+            resume = find_latest(self.run_dir, notes.append)
+            train_text, valid_text, tokenizer = self._load_inputs(resume, notes.append)
+            step = resume["state"]["step"] if resume else 0
+            self.tracker = Tracker(self.run_dir, resume_step=step, enabled=self.dist.is_main)
+            try:
+                for note in notes:
+                    self.tracker.log(note)
+                return self._fit(resume, train_text, valid_text, tokenizer)
+            finally:
+                self.tracker.close()
         finally:
-            self.tracker.close()
+            shutdown_distributed()
 
     def _load_inputs(self, resume: dict[str, Any] | None, note) -> tuple[Texts, Texts | None, Tokenizer]:
         """Resume checks, corpora and the tokenizer (trained now on a fresh run)."""
@@ -97,24 +106,35 @@ class Trainer:
         train_text = read_corpus(cfg.data.train, "data.train", note)
         valid_text = read_corpus(cfg.data.valid, "data.valid", note) if cfg.data.valid else None
         if resume is None:
-            tokenizer = build_tokenizer(cfg.tokenizer, *train_text, note)
+            # Rank 0 trains sentencepiece; the other ranks receive the very same model.
+            protos = build_tokenizer(cfg.tokenizer, *train_text, note).protos() if self.dist.is_main else None
+            tokenizer = Tokenizer.from_protos(self.dist.broadcast(protos), "rank 0's tokenizer")
         return train_text, valid_text, tokenizer
 
     def _fit(
         self, resume: dict[str, Any] | None, train_text: Texts, valid_text: Texts | None, tokenizer: Tokenizer
     ) -> TrainState:
         cfg, log = self.config, self.tracker.log
-        write_bytes_atomic(self.run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())
-        tokenizer.save(self.run_dir)
+        if self.dist.is_main:
+            write_bytes_atomic(self.run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())
+            tokenizer.save(self.run_dir)
         if cfg.train.num_threads:
             torch.set_num_threads(cfg.train.num_threads)
         seed_everything(cfg.seed, cfg.train.deterministic)
         self.amp_dtype = self._amp_dtype(log)
-        log(f"run {self.run_dir}: device {self.device}, amp {self.amp_dtype or 'off'}")
+        ranks = f", {self.dist.world_size} ranks (DDP)" if self.dist.enabled else ""
+        log(f"run {self.run_dir}: device {self.device}, amp {self.amp_dtype or 'off'}{ranks}")
         self.tokenizer = tokenizer
         self.train_data = self._encode(train_text, "data.train", filter_long=True)
         self.valid_data = self._encode(valid_text, "data.valid", filter_long=False) if valid_text else None
         self.model = Seq2Seq(cfg.model, tokenizer.src.vocab, tokenizer.tgt.vocab).to(self.device)
+        self.net = self.model  # what training steps call: the model, or its DDP wrapper
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = DistributedDataParallel(self.model, device_ids=device_ids)
+            torch.manual_seed(cfg.seed * 1000 + self.dist.rank)  # same init everywhere, own dropout stream per rank
         log(
             f"model: {self.model.num_parameters():,} parameters; vocab {tokenizer.src.vocab.size} src, {tokenizer.tgt.vocab.size} tgt"
         )
@@ -190,8 +210,9 @@ class Trainer:
         with GracefulStop() as stop:
             while True:
                 batches = self._epoch_batches(state.epoch)
+                per_update = cfg.accumulate_steps * self.dist.world_size
                 while state.batch_in_epoch < len(batches):
-                    group = batches[state.batch_in_epoch : state.batch_in_epoch + cfg.accumulate_steps]
+                    group = batches[state.batch_in_epoch : state.batch_in_epoch + per_update]
                     lr = self.schedule.set_step(state.step + 1)
                     stats = self._guarded_update(group, state, guard)
                     state.batch_in_epoch += len(group)
@@ -210,7 +231,7 @@ class Trainer:
                                 return self._finish(state, state.stopped)
                         elif cfg.save_every_steps and state.step % cfg.save_every_steps == 0:
                             self._save(state, {}, is_best=False)
-                    if stop.requested:
+                    if self.dist.any(bool(stop.requested)):  # every rank stops at the same step
                         self._save(state, {}, is_best=False)
                         tracker.log(f"stopped by {stop.requested} at step {state.step}; re-run the same command to resume")
                         return state
@@ -226,6 +247,8 @@ class Trainer:
         try:
             stats = self._update(group)
         except torch.cuda.OutOfMemoryError:
+            if self.dist.enabled:
+                raise  # the other ranks wait in all-reduce: let torchrun restart from the last checkpoint
             out_of_memory = True  # recover outside the handler: its traceback pins the batch's tensors
         if out_of_memory:
             self.optimizer.zero_grad(set_to_none=True)
@@ -272,22 +295,33 @@ class Trainer:
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
     def _update(self, group: list[list[int]]) -> dict[str, Any] | None:
-        """One optimizer update over `group` (accumulated batches); loss normalised per target token.
+        """One optimizer update over `group` (batches for all ranks and accumulation steps).
 
-        Returns None, leaving the parameters unchanged, when the gradient is not finite (fp32/bf16).
+        Rank r takes its `accumulate_steps` batches of the group; the loss is normalised by the
+        target tokens of the whole group, so N ranks compute the same update as one process
+        accumulating N times as many batches. Returns None, leaving the parameters unchanged, when
+        the gradient is not finite (fp32/bf16).
         """
         cfg = self.config.train
-        self.model.train()
-        batches = [self._batch(indices, self.train_data) for indices in group]
-        num_tokens = sum(b.num_tgt_tokens for b in batches)
+        self.net.train()
+        per_rank = cfg.accumulate_steps
+        mine = group[self.dist.rank * per_rank : (self.dist.rank + 1) * per_rank]
+        weight = 1.0
+        if not mine:  # the epoch's last group is short: join the all-reduce with a zero-weight batch
+            mine, weight = group[:1], 0.0
+        num_tokens = sum(len(self.train_data.tgt_ids[i]) + 1 for batch in group for i in batch)
+        scale = weight * self.dist.world_size / num_tokens  # DDP averages gradients over ranks
+        batches = [self._batch(indices, self.train_data) for indices in mine]
         loss_sum = nll_sum = 0.0
-        for batch in batches:
-            with self._autocast():
-                logits = self.model(batch.src, batch.src_lens, batch.tgt_in, cfg.teacher_forcing_ratio)  # [B, T, V]
-            out = label_smoothed_nll(logits, batch.tgt_out, self.tokenizer.tgt.vocab.pad, cfg.label_smoothing)
-            self.scaler.scale(out.loss / num_tokens).backward()
-            loss_sum = loss_sum + out.loss.detach()
-            nll_sum = nll_sum + out.nll
+        for number, batch in enumerate(batches, start=1):
+            sync = number == len(batches) or not self.dist.enabled
+            with self._autocast(), nullcontext() if sync else self.net.no_sync():
+                logits = self.net(batch.src, batch.src_lens, batch.tgt_in, cfg.teacher_forcing_ratio)  # [B, T, V]
+                out = label_smoothed_nll(logits, batch.tgt_out, self.tokenizer.tgt.vocab.pad, cfg.label_smoothing)
+                self.scaler.scale(out.loss * scale).backward()
+            loss_sum = loss_sum + out.loss.detach() * weight
+            nll_sum = nll_sum + out.nll * weight
+        local_tokens = int(weight) * sum(b.num_tgt_tokens for b in batches)
         self.scaler.unscale_(self.optimizer)
         params = [p for p in self.model.parameters() if p.grad is not None]
         max_norm = cfg.clip_grad_norm if cfg.clip_grad_norm > 0 else float("inf")
@@ -302,14 +336,14 @@ class Trainer:
         return {
             "loss": loss_sum,
             "nll": nll_sum,
-            "tokens": num_tokens,
+            "tokens": local_tokens,
             "grad_norm": torch.nan_to_num(grad_norm),
             "overflow": overflow,
         }
 
     def _log_train(self, window: _Window, state: TrainState, lr: float) -> float:
-        """Log the window's statistics; returns its loss per token."""
-        stats = window.summary()
+        """Log the window's statistics (summed over ranks); returns its loss per token."""
+        stats = window.summary(self.dist)
         self.tracker.scalars(
             {
                 "train/loss": stats["loss"],
@@ -323,6 +357,7 @@ class Trainer:
         self.tracker.log(
             f"step {state.step} epoch {state.epoch}: loss {stats['loss']:.3f} ppl {stats['ppl']:.2f} "
             f"lr {lr:.2e} grad_norm {stats['grad_norm']:.2f} {stats['tokens_per_s']:.0f} tgt tok/s"
+            + (f" ({stats['rank_tokens_per_s']:.0f} on rank 0)" if self.dist.enabled else "")
             + (f"; {stats['overflows']:.0f} overflowing fp16 steps skipped by the GradScaler" if stats["overflows"] else "")
         )
         return stats["loss"]
@@ -331,6 +366,14 @@ class Trainer:
     # validation and checkpoints
 
     def _validate_and_save(self, state: TrainState) -> None:
+        """Rank 0 validates and decides (best, patience, plateau); every rank adopts its verdict."""
+        verdict = self._validate_and_judge(state) if self.dist.is_main else None
+        record, is_best, counters, schedule = self.dist.broadcast(verdict)
+        state.best_score, state.bad_validations, state.stopped = counters
+        self.schedule.load_state_dict(schedule)
+        self._save(state, record, is_best)
+
+    def _validate_and_judge(self, state: TrainState) -> tuple:
         cfg = self.config.train
         is_best = False
         record: dict[str, Any] = {}
@@ -357,14 +400,17 @@ class Trainer:
                 state.stopped = f"early stopping: no {metric} improvement in {cfg.early_stopping_patience} validations"
         else:
             is_best = True  # without validation data the newest model is the best we know
-        self._save(state, record, is_best)
+        counters = (state.best_score, state.bad_validations, state.stopped)
+        return record, is_best, counters, self.schedule.state_dict()
 
     def _save(self, state: TrainState, scores: dict[str, Any], is_best: bool) -> None:
-        path = save_checkpoint(
-            self.run_dir, self._checkpoint_state(state, scores), state.step, is_best, self.config.train.keep_checkpoints
-        )
+        """Every rank's RNG streams go into the checkpoint; rank 0 alone writes it."""
+        rng = self.dist.gather(rng_state())
+        if self.dist.is_main:
+            keep = self.config.train.keep_checkpoints
+            path = save_checkpoint(self.run_dir, self._checkpoint_state(state, scores, rng), state.step, is_best, keep)
+            self.tracker.log(f"saved {path}" + (" (best)" if is_best else ""))
         self._saved_step = state.step
-        self.tracker.log(f"saved {path}" + (" (best)" if is_best else ""))
 
     @torch.inference_mode()
     def validate(self) -> dict[str, float]:
@@ -401,7 +447,7 @@ class Trainer:
                 figure = attention_figure(hyp.attention, example.src_pieces, self.tokenizer.tgt.pieces(hyp.tokens) + eos)
                 self.tracker.figure(f"attention/valid_{i}", figure, step)
 
-    def _checkpoint_state(self, state: TrainState, scores: dict[str, Any]) -> dict[str, Any]:
+    def _checkpoint_state(self, state: TrainState, scores: dict[str, Any], rng: list[dict[str, Any]]) -> dict[str, Any]:
         return {
             "scores": scores,
             "config": self.config.to_dict(),
@@ -411,7 +457,7 @@ class Trainer:
             "schedule": self.schedule.state_dict(),
             "scaler": self.scaler.state_dict(),
             "state": asdict(state),
-            "rng": rng_state(),
+            "rng": rng,  # one entry per rank
         }
 
     def _restore(self, ckpt: dict[str, Any]) -> TrainState:
@@ -420,7 +466,14 @@ class Trainer:
         self.schedule.load_state_dict(ckpt["schedule"])
         if ckpt["scaler"]:
             self.scaler.load_state_dict(ckpt["scaler"])
-        set_rng_state(ckpt["rng"])
+        streams = ckpt["rng"]
+        if len(streams) == self.dist.world_size:
+            set_rng_state(streams[self.dist.rank])
+        else:  # another number of ranks: same data order, fresh (but seeded) dropout streams
+            torch.manual_seed(self.config.seed * 1000 + self.dist.rank + ckpt["state"]["step"])
+            self.tracker.log(
+                f"note: checkpoint has RNG streams of {len(streams)} ranks, this run has {self.dist.world_size}: reseeded"
+            )
         return TrainState(**ckpt["state"])
 
 
@@ -444,22 +497,15 @@ class _Window:
         elapsed = max(time.perf_counter() - self.start, 1e-9)
         return {"lr": f"{lr:.1e}", "tok/s": f"{self.tokens / elapsed:.0f}"}
 
-    def summary(self) -> dict[str, float]:
+    def summary(self, dist: Distributed) -> dict[str, float]:
         elapsed = max(time.perf_counter() - self.start, 1e-9)
-        tokens = max(self.tokens, 1)
-        nll = float(self.nll) / tokens
+        loss, nll, tokens = dist.sum([float(self.loss), float(self.nll), float(self.tokens)])
+        nll /= max(tokens, 1)
         return {
-            "loss": float(self.loss) / tokens,
+            "loss": loss / max(tokens, 1),
             "ppl": math.exp(min(nll, 100.0)),
             "grad_norm": float(self.grad_norm) / max(self.updates, 1),
-            "tokens_per_s": self.tokens / elapsed,
+            "tokens_per_s": tokens / elapsed,
+            "rank_tokens_per_s": self.tokens / elapsed,
             "overflows": float(self.overflows),
         }
-
-
-def _pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("key 'train.device': cuda requested but no CUDA GPU is available; use auto or cpu")
-    return torch.device(name)
