@@ -21,3 +21,11 @@ def _load_script(name: str):
 def scripts():
     """scripts("make_toy_corpus").write_corpus(...): a scripts/*.py file as a module."""
     return _load_script
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory, scripts) -> Path:
+    """A fresh toy reverse-task corpus (train/valid/test .src/.tgt) for one test module."""
+    data = tmp_path_factory.mktemp("toy")
+    scripts("make_toy_corpus").write_corpus(data, seed=3)
+    return data

@@ -16,13 +16,6 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory, scripts) -> Path:
-    data = tmp_path_factory.mktemp("toy")
-    scripts("make_toy_corpus").write_corpus(data, seed=5)
-    return data
-
-
 def _train_args(toy: Path, run_dir: Path, *extra: str) -> list[str]:
     corpus = [f"data.{split}.{side}={toy}/{split}.{side}" for split in ("train", "valid") for side in ("src", "tgt")]
     return ["--config", str(ROOT / "configs" / "tiny.yaml"), f"run_dir={run_dir}", *corpus, *extra]
