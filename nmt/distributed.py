@@ -84,8 +84,22 @@ def init_distributed(device_name: str) -> tuple[Distributed, torch.device]:
         device = torch.device("cpu")
     if not dist.is_initialized():
         # Long validations run on rank 0 while the others wait in a barrier.
-        dist.init_process_group("nccl" if use_cuda else "gloo", timeout=timedelta(hours=2))
+        timeout = timedelta(hours=2)
+        dist.init_process_group(
+            "nccl" if use_cuda else "gloo", store=_attempt_store(timeout), rank=rank, world_size=world, timeout=timeout
+        )
     return Distributed(rank=rank, world_size=world, local_rank=local_rank), device
+
+
+def _attempt_store(timeout: timedelta) -> dist.Store:
+    """torchrun's key-value store, namespaced by restart attempt.
+
+    After `--max-restarts` restarts the workers, torchrun's store still holds the previous attempt's
+    rank addresses; without a fresh namespace a restarted rank may dial a dead peer and fail.
+    """
+    store, _, _ = next(dist.rendezvous("env://", timeout=timeout))
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    return dist.PrefixStore(f"nmt/attempt_{attempt}/", store)
 
 
 def shutdown_distributed() -> None:

@@ -96,3 +96,46 @@ def test_resume_on_a_different_number_of_ranks(two_vs_one, tmp_path):
     log = (run_dir / "train.log").read_text()
     assert "checkpoint has RNG streams of 2 ranks, this run has 1: reseeded" in log
     assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["state"]["step"] == 16
+
+
+def _worker_pids(launcher: int) -> dict[tuple[int, int], int]:
+    """(restart count, rank) -> pid of torchrun's worker processes, read from /proc."""
+    found: dict[tuple[int, int], int] = {}
+    todo = [launcher]
+    while todo:
+        pid = todo.pop()
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        env = dict(item.decode(errors="replace").partition("=")[::2] for item in environ if b"=" in item)
+        if "RANK" in env and pid != launcher:
+            found[(int(env.get("TORCHELASTIC_RESTART_COUNT", "0")), int(env["RANK"]))] = pid
+        todo.extend(int(child) for child in children)
+    return found
+
+
+def test_torchrun_restarts_a_killed_rank_from_the_last_checkpoint(toy, tmp_path):
+    """SIGKILL rank 1 mid-run: torchrun (--max-restarts=1) restarts both ranks, they resume, the run ends."""
+    import signal
+    import time
+
+    run_dir = tmp_path / "elastic"
+    args = _train_args(toy, run_dir, "train.max_steps=200", "train.eval_every_steps=200", "train.save_every_steps=10")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with open(tmp_path / "torchrun.log", "w") as out:
+        launcher = subprocess.Popen(_torchrun(2, *args, restarts=1), stdout=out, stderr=subprocess.STDOUT, env=env)
+        try:
+            deadline = time.monotonic() + 120
+            while not (run_dir / "checkpoints" / "last.pt").exists():
+                assert launcher.poll() is None and time.monotonic() < deadline, "no checkpoint before the kill"
+                time.sleep(0.2)
+            victim = _worker_pids(launcher.pid)[(0, 1)]
+            os.kill(victim, signal.SIGKILL)
+            assert launcher.wait(timeout=300) == 0, (tmp_path / "torchrun.log").read_text()[-3000:]
+        finally:
+            launcher.kill()
+    log = (run_dir / "train.log").read_text()
+    assert "resuming from step" in log, log[-2000:]
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["state"]["step"] == 200
