@@ -66,7 +66,11 @@ def main() -> None:
     lines = read_lines(args.src)
     refs = read_lines(args.ref) if args.ref else None
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    hardware = torch.cuda.get_device_name() if device.startswith("cuda") else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    hardware = (
+        torch.cuda.get_device_name()
+        if device.startswith("cuda")
+        else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    )
     print(f"model {args.model}; {len(lines)} sentences from {args.src}")
     print(f"device {device} ({hardware}); torch {torch.__version__}; python {platform.python_version()}\n")
     print("| search | decode s | with model load s | sentences/s | output tokens/s | BLEU |")
@@ -74,7 +78,9 @@ def main() -> None:
     for beam in args.beams:
         row = measure(args.model, lines, refs, beam, device, args.repeats)
         name = "greedy" if beam == 1 else f"beam {beam}"
-        print(f"| {name} | {row['decode_s']:.2f} | {row['total_s']:.2f} | {row['sent_per_s']:.1f} | {row['tok_per_s']:.0f} | {row['bleu']:.2f} |")
+        print(
+            f"| {name} | {row['decode_s']:.2f} | {row['total_s']:.2f} | {row['sent_per_s']:.1f} | {row['tok_per_s']:.0f} | {row['bleu']:.2f} |"
+        )
 
 
 if __name__ == "__main__":

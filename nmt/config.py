@@ -102,7 +102,7 @@ class ModelConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp: Literal["off", "fp16", "bf16"] = "off"  # CUDA only; CPU always trains in fp32
+    amp: Literal["off", "fp16", "bf16"] = "off"  # fp16: CUDA only (CPU falls back to fp32); bf16: CUDA or CPU
     max_tokens: int = 4096  # padded tokens per batch: batch size * longest side
     max_sentences: int = 0  # also cap sentences per batch; 0 = no cap
     max_steps: int = 0  # optimizer updates; 0 = no limit
@@ -291,6 +291,8 @@ def _convert(hint: Any, value: Any, key: str, source: str) -> Any:
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _build(hint, value, f"{key}.", source)
     if origin is Literal:
+        if value is False and "off" in args:
+            value = "off"  # YAML 1.1 reads a bare `off` as false
         if value not in args:
             close = difflib.get_close_matches(str(value), [str(a) for a in args], n=1)
             hint_text = f" (did you mean '{close[0]}'?)" if close else ""

@@ -16,6 +16,7 @@ from torch import nn
 
 from nmt.attention import Attention, Memory
 from nmt.encoder import RNN_TYPES
+from nmt.loss import LossOutput, output_loss
 
 
 @dataclass
@@ -72,8 +73,9 @@ class AttentionDecoder(nn.Module):
     def forward(
         self, tgt_in: torch.Tensor, state: DecoderState, memory: Memory, teacher_forcing_ratio: float = 1.0
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Teacher-forced decoding: tgt_in [B, T] -> logits [B, T, V], attention [B, T, S].
+        """Teacher-forced decoding: tgt_in [B, T] -> attentional vectors [B, T, H], attention [B, T, S].
 
+        The vectors are what the output layer reads (`logits`, or the fused `loss` of the model).
         With `teacher_forcing_ratio` < 1 each step feeds, per sentence, the model's own argmax
         instead of the reference token with probability 1 - ratio (scheduled sampling).
         """
@@ -83,27 +85,27 @@ class AttentionDecoder(nn.Module):
         if not self.input_feeding:
             # Without input feeding no step waits for the previous attention: one fused RNN call.
             att_vecs, _, weights = self._advance(emb, state, memory)
-            return self.logits(att_vecs), weights
+            return att_vecs, weights
         outputs, all_weights = [], []
-        for t in range(tgt_in.size(1)):
-            att_vec, state, weights = self._advance(emb[:, t : t + 1], state, memory)
+        for step_emb in emb.unbind(1):  # unbind, not slicing: its backward is one stack, not T zero-filled copies
+            att_vec, state, weights = self._advance(step_emb.unsqueeze(1), state, memory)
             outputs.append(att_vec)
             all_weights.append(weights)
-        return self.logits(torch.cat(outputs, dim=1)), torch.cat(all_weights, dim=1)
+        return torch.cat(outputs, dim=1), torch.cat(all_weights, dim=1)
 
     def _forward_sampled(
         self, tgt_in: torch.Tensor, state: DecoderState, memory: Memory, ratio: float
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        logits, all_weights = [], []
+        outputs, all_weights = [], []
         prev = tgt_in[:, 0]
         for t in range(tgt_in.size(1)):
             if t > 0:
                 use_gold = torch.rand(prev.shape, device=prev.device) < ratio
-                prev = torch.where(use_gold, tgt_in[:, t], logits[-1].argmax(-1))
-            step_logits, state, weights = self.step(prev, state, memory)
-            logits.append(step_logits)
+                prev = torch.where(use_gold, tgt_in[:, t], self.logits(outputs[-1]).squeeze(1).argmax(-1))
+            att_vec, state, weights = self._advance(self.embed(prev.unsqueeze(1)), state, memory)
+            outputs.append(att_vec)
             all_weights.append(weights)
-        return torch.stack(logits, dim=1), torch.stack(all_weights, dim=1)
+        return torch.cat(outputs, dim=1), torch.cat(all_weights, dim=1)
 
     def _advance(self, emb: torch.Tensor, state: DecoderState, memory: Memory) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
         """emb [B, T, E] (T = 1 with input feeding) -> attentional vectors [B, T, H], state, weights [B, T, S]."""
@@ -118,3 +120,7 @@ class AttentionDecoder(nn.Module):
     def logits(self, att_vec: torch.Tensor) -> torch.Tensor:
         """att_vec [B, T, H] -> logits [B, T, V]."""
         return self.output(self.hidden_dropout(att_vec))
+
+    def loss(self, att_vecs: torch.Tensor, target: torch.Tensor, smoothing: float) -> LossOutput:
+        """att_vecs [B, T, H], target [B, T] -> label-smoothed loss of `logits(att_vecs)`, fused (nmt.loss)."""
+        return output_loss(self.hidden_dropout(att_vecs), target, self.output, self.embed.padding_idx, smoothing)

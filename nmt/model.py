@@ -13,6 +13,7 @@ from nmt.attention import Memory, build_attention
 from nmt.config import ModelConfig
 from nmt.decoder import AttentionDecoder, DecoderState
 from nmt.encoder import EncoderOutput, RNNEncoder
+from nmt.loss import LossOutput
 from nmt.tokenizer import Vocab
 
 
@@ -89,10 +90,18 @@ class Seq2Seq(nn.Module):
     def forward(
         self, src: torch.Tensor, src_lens: torch.Tensor, tgt_in: torch.Tensor, teacher_forcing_ratio: float = 1.0
     ) -> torch.Tensor:
-        """Teacher-forced logits [B, T, V] for tgt_in [B, T]."""
+        """Teacher-forced attentional vectors [B, T, H] for tgt_in [B, T]: the input of `logits` and `loss`."""
         memory, state = self.encode(src, src_lens)
-        logits, _ = self.decoder(tgt_in, state, memory, teacher_forcing_ratio)
-        return logits
+        att_vecs, _ = self.decoder(tgt_in, state, memory, teacher_forcing_ratio)
+        return att_vecs
+
+    def logits(self, att_vecs: torch.Tensor) -> torch.Tensor:
+        """att_vecs [B, T, H] -> logits [B, T, V]."""
+        return self.decoder.logits(att_vecs)
+
+    def loss(self, att_vecs: torch.Tensor, tgt_out: torch.Tensor, smoothing: float = 0.0) -> LossOutput:
+        """Label-smoothed cross-entropy of `logits(att_vecs)` against tgt_out [B, T], summed over non-padding tokens."""
+        return self.decoder.loss(att_vecs, tgt_out, smoothing)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

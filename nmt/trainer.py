@@ -25,7 +25,6 @@ from nmt.data import filter_pairs, read_corpus
 from nmt.distributed import Distributed, init_distributed, shutdown_distributed
 from nmt.errors import CheckpointError, ConfigError
 from nmt.faults import BadStepGuard, GracefulStop
-from nmt.loss import label_smoothed_nll
 from nmt.metrics import score_corpus
 from nmt.model import Seq2Seq
 from nmt.optim import LRSchedule, build_optimizer
@@ -170,8 +169,10 @@ class Trainer:
         amp = self.config.train.amp
         if amp == "off":
             return None
+        if self.device.type == "cpu" and amp == "bf16":
+            return torch.bfloat16  # CPU autocast: bf16 matrix products (native on AVX512-BF16/AMX CPUs)
         if self.device.type != "cuda":
-            log(f"note: train.amp={amp} needs CUDA; training in fp32 on {self.device}")
+            log(f"note: train.amp={amp} needs CUDA; training in fp32 on {self.device} (train.amp=bf16 works on CPUs)")
             return None
         if amp == "bf16" and not torch.cuda.is_bf16_supported():
             raise ConfigError(f"{self.source}: key 'train.amp': this GPU does not support bf16; use fp16")
@@ -316,8 +317,8 @@ class Trainer:
         for number, batch in enumerate(batches, start=1):
             sync = number == len(batches) or not self.dist.enabled
             with self._autocast(), nullcontext() if sync else self.net.no_sync():
-                logits = self.net(batch.src, batch.src_lens, batch.tgt_in, cfg.teacher_forcing_ratio)  # [B, T, V]
-                out = label_smoothed_nll(logits, batch.tgt_out, self.tokenizer.tgt.vocab.pad, cfg.label_smoothing)
+                att_vecs = self.net(batch.src, batch.src_lens, batch.tgt_in, cfg.teacher_forcing_ratio)  # [B, T, H]
+                out = self.model.loss(att_vecs, batch.tgt_out, cfg.label_smoothing)
                 self.scaler.scale(out.loss * scale).backward()
             loss_sum = loss_sum + out.loss.detach() * weight
             nll_sum = nll_sum + out.nll * weight
@@ -358,6 +359,11 @@ class Trainer:
             f"step {state.step} epoch {state.epoch}: loss {stats['loss']:.3f} ppl {stats['ppl']:.2f} "
             f"lr {lr:.2e} grad_norm {stats['grad_norm']:.2f} {stats['tokens_per_s']:.0f} tgt tok/s"
             + (f" ({stats['rank_tokens_per_s']:.0f} on rank 0)" if self.dist.enabled else "")
+            + (
+                f", peak GPU memory {torch.cuda.max_memory_allocated(self.device) / 2**20:.0f} MiB"
+                if self.device.type == "cuda"
+                else ""
+            )
             + (f"; {stats['overflows']:.0f} overflowing fp16 steps skipped by the GradScaler" if stats["overflows"] else "")
         )
         return stats["loss"]
@@ -417,14 +423,12 @@ class Trainer:
         """Validation loss, perplexity (teacher forcing) and BLEU of the configured search."""
         data, cfg = self.valid_data, self.config
         self.model.eval()
-        pad = self.tokenizer.tgt.vocab.pad
         nll = tokens = 0.0
         costs = [max(len(s), len(t)) + 1 for s, t in zip(data.src_ids, data.tgt_ids)]
         for indices in make_batches(costs, cfg.train.max_tokens):
             batch = self._batch(indices, data)
             with self._autocast():
-                logits = self.model(batch.src, batch.src_lens, batch.tgt_in)
-            nll += float(label_smoothed_nll(logits, batch.tgt_out, pad, 0.0).nll)
+                nll += float(self.model.loss(self.model(batch.src, batch.src_lens, batch.tgt_in), batch.tgt_out).nll)
             tokens += batch.num_tgt_tokens
         # Same translator, detokenizer and sacrebleu call as nmt-eval, so the numbers agree.
         translator = Translator(self.model, self.tokenizer, cfg, self.device)

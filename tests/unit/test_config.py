@@ -366,6 +366,15 @@ def test_exponent_without_dot_is_a_float_in_yaml(tmp_path):
     assert load_config(path).train.lr == pytest.approx(1e-3)
 
 
+def test_bare_off_is_the_off_choice_in_yaml_and_override(tmp_path):
+    # YAML 1.1 reads `off` as false; `amp: off` must still mean "off".
+    path = write_yaml(tmp_path, "data:\n  train: {src: a, tgt: b}\ntrain:\n  max_steps: 3\n  amp: off\n")
+    assert load_config(path).train.amp == "off"
+    assert load_config(path, ["train.amp=bf16", "train.amp=off"]).train.amp == "off"
+    with pytest.raises(ConfigError, match="train.amp"):
+        load_config(path, ["train.amp=true"])
+
+
 def test_override_creates_missing_section(tmp_path):
     path = write_yaml(tmp_path, minimal())
     config = load_config(path, ["data.valid.src=v.src", "data.valid.tgt=v.tgt"])

@@ -68,7 +68,7 @@ def step_loop(model: Seq2Seq, b) -> tuple[torch.Tensor, torch.Tensor]:
 def test_forward_equals_step_loop(model):
     b = batch([0, 1, 2, 3])
     with torch.no_grad():
-        forced = model(b.src, b.src_lens, b.tgt_in)
+        forced = model.logits(model(b.src, b.src_lens, b.tgt_in))
         stepped, _ = step_loop(model, b)
     assert forced.shape == (4, b.tgt_in.size(1), VOCAB.size)
     torch.testing.assert_close(forced, stepped, atol=ATOL, rtol=0)
@@ -95,8 +95,8 @@ def test_source_padding_does_not_change_result(model, order):
     assert together.src.size(1) > alone.src.size(1)
     steps = alone.tgt_in.size(1)
     with torch.no_grad():
-        expected = model(alone.src, alone.src_lens, alone.tgt_in)[0]
-        padded = model(together.src, together.src_lens, together.tgt_in)[row, :steps]
+        expected = model.logits(model(alone.src, alone.src_lens, alone.tgt_in))[0]
+        padded = model.logits(model(together.src, together.src_lens, together.tgt_in))[row, :steps]
     torch.testing.assert_close(padded, expected, atol=ATOL, rtol=0)
 
 
@@ -151,7 +151,7 @@ def test_teacher_forcing_ratio_zero_feeds_own_argmax(attention):
     model = build(model_config(attention))
     b = batch([0, 1, 2, 3])
     with torch.no_grad():
-        sampled = model(b.src, b.src_lens, b.tgt_in, teacher_forcing_ratio=0.0)
+        sampled = model.logits(model(b.src, b.src_lens, b.tgt_in, teacher_forcing_ratio=0.0))
         memory, state = model.encode(b.src, b.src_lens)
         prev = b.tgt_in[:, 0]
         expected = []
@@ -166,7 +166,7 @@ def test_teacher_forcing_ratio_zero_feeds_own_argmax(attention):
 def test_teacher_forcing_ratio_zero_trains():
     model = build(model_config()).train()
     b = batch([0, 1, 2, 3])
-    logits = model(b.src, b.src_lens, b.tgt_in, teacher_forcing_ratio=0.0)
+    logits = model.logits(model(b.src, b.src_lens, b.tgt_in, teacher_forcing_ratio=0.0))
     assert logits.shape == (4, b.tgt_in.size(1), VOCAB.size)
     logits.sum().backward()
     assert model.src_embed.weight.grad is not None
@@ -207,7 +207,7 @@ def test_tied_parameter_stays_shared_after_update_and_reload():
     model = build(model_config(embedding_dim=12, tie_target_embeddings=True, tie_source_target_embeddings=True)).train()
     b = batch([0, 1])
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    model(b.src, b.src_lens, b.tgt_in).sum().backward()
+    model.logits(model(b.src, b.src_lens, b.tgt_in)).sum().backward()
     optimizer.step()
     assert model.src_embed.weight is model.decoder.output.weight
     fresh = build(model_config(embedding_dim=12, tie_target_embeddings=True, tie_source_target_embeddings=True), seed=5)
