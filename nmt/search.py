@@ -36,21 +36,20 @@ def length_penalty(length: int, alpha: float) -> float:
 def _mask_log_probs(
     log_probs: torch.Tensor, step: int, max_lens: torch.Tensor, eos: int, min_len: int, forbid: tuple[int, ...]
 ) -> torch.Tensor:
-    """Forbid tokens, forbid eos before `min_len`, force eos at each row's max length.
+    """Forbid tokens, forbid eos before `min_len`, force eos at each row's max length; in place.
 
-    log_probs [N, V], max_lens [N] (output length cap per row, eos included) -> a new [N, V];
+    log_probs [N, V], max_lens [N] (output length cap per row, eos included) -> log_probs;
     the cap wins over `min_len`, so every row ends by its cap.
     """
-    banned = torch.zeros(log_probs.size(-1), dtype=torch.bool, device=log_probs.device)  # [V]
+    eos_column = log_probs[:, eos].clone()  # [N]
+    at_limit = step + 1 >= max_lens  # [N]
     if forbid:
-        banned[list(forbid)] = True
+        log_probs[:, list(forbid)] = NEG_INF
+    log_probs.masked_fill_(at_limit.unsqueeze(1), NEG_INF)  # rows at their cap: eos only (restored below)
     if step < min_len:
-        banned[eos] = True
-    at_limit = (step + 1 >= max_lens).unsqueeze(1)  # [N, 1]
-    not_eos = torch.ones_like(banned)
-    not_eos[eos] = False
-    banned = (banned.unsqueeze(0) & ~at_limit) | (at_limit & not_eos)  # [N, V]
-    return log_probs.masked_fill(banned, NEG_INF)
+        eos_column.masked_fill_(~at_limit, NEG_INF)
+    log_probs[:, eos] = eos_column
+    return log_probs
 
 
 def greedy_search(
@@ -81,7 +80,7 @@ def greedy_search(
     step = 0
     while alive.numel():
         log_probs, state, attn = step_fn(prev, state)
-        log_probs = _mask_log_probs(log_probs.float(), step, max_lens[alive], eos, min_len, forbid)
+        log_probs = _mask_log_probs(log_probs.to(torch.float32, copy=True), step, max_lens[alive], eos, min_len, forbid)
         best, prev = log_probs.max(dim=-1)  # [N]
         tokens[alive, step] = prev
         log_prob[alive] += best
@@ -162,7 +161,7 @@ def beam_search(
     while beams.sents.numel():
         log_probs, state, attn = step_fn(prev, state)
         row_caps = max_lens[beams.sents].repeat_interleave(k)
-        log_probs = _mask_log_probs(log_probs.float(), step, row_caps, eos, min_len, forbid)
+        log_probs = _mask_log_probs(log_probs.to(torch.float32, copy=True), step, row_caps, eos, min_len, forbid)
         step_attn = attn if return_attention else None
         old = beams
         beams, rows, prev, finals = _expand(old, log_probs, step_attn, eos, k)

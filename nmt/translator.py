@@ -6,6 +6,8 @@ so all three decode and detokenize identically.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import dataclasses
 import sys
 from collections.abc import Callable
@@ -138,7 +140,8 @@ class Translator:
     def _search_batch(self, seqs: list[list[int]], options: DecodeConfig, return_attention: bool) -> list[list[Hypothesis]]:
         src_vocab, tgt_vocab = self.tokenizer.src.vocab, self.tokenizer.tgt.vocab
         src, src_lens = pad_source(seqs, src_vocab.pad, src_vocab.eos)  # [B, S], [B]
-        memory, state = self.model.encode(src.to(self.device), src_lens)
+        with self._autocast(options):
+            memory, state = self.model.encode(src.to(self.device), src_lens)
         max_lens = (options.max_len_a * (src_lens - 1) + options.max_len_b).long().clamp(min=1).to(self.device)  # [B]
         common = {
             "bos": tgt_vocab.bos,
@@ -148,17 +151,26 @@ class Translator:
             "forbid": () if options.allow_unk else (tgt_vocab.unk,),
             "return_attention": return_attention,
         }
-        if options.beam_size == 1:
-            return [[h] for h in greedy_search(self._step, _reorder, (state, memory), **common)]
-        return beam_search(
-            self._step,
-            _reorder,
-            (state, memory),
-            beam_size=options.beam_size,
-            nbest=options.nbest,
-            alpha=options.length_penalty,
-            **common,
-        )
+        with self._autocast(options):
+            if options.beam_size == 1:
+                return [[h] for h in greedy_search(self._step, _reorder, (state, memory), **common)]
+            return beam_search(
+                self._step,
+                _reorder,
+                (state, memory),
+                beam_size=options.beam_size,
+                nbest=options.nbest,
+                alpha=options.length_penalty,
+                **common,
+            )
+
+    def _autocast(self, options: DecodeConfig):
+        """The search's precision: fp32, or autocast to bf16/fp16 (scores and softmax stay fp32)."""
+        if options.amp == "off":
+            return nullcontext()
+        if options.amp == "fp16" and self.device.type != "cuda":
+            raise ConfigError(f"decode amp=fp16 needs a CUDA device (this is {self.device}); use bf16 or off")
+        return torch.autocast(device_type=self.device.type, dtype=torch.float16 if options.amp == "fp16" else torch.bfloat16)
 
     def _step(self, prev: torch.Tensor, state):
         dec_state, memory = state
