@@ -6,11 +6,10 @@ so all three decode and detokenize identically.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 import dataclasses
 import sys
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
