@@ -1,0 +1,29 @@
+# Sourced by run_joey.sh, run_onmt.sh and run_nmt.sh (not run by itself).
+#
+# peers_test_set: which test sentences the drivers translate and score.
+#   Default: all of test_2016_flickr (1000 sentences).
+#   TEST_LINES=N: only its first N sentences; SMOKE=1 means TEST_LINES=20 unless set.
+# Needs SP, PEERS_DATA and RESULTS; sets
+#   TEST_SP_DE   source, sentencepiece pieces (Joey NMT, OpenNMT-py)
+#   TEST_RAW_DE  source, raw text (nmt applies sentencepiece itself)
+#   TEST_REF     raw English reference (BLEU)
+#   TEST_WHAT    label for the result files, e.g. "test_2016" or "test_2016[:20]"
+peers_test_set() {
+    local n="${TEST_LINES:-}"
+    if [ -z "$n" ] && [ "${SMOKE:-0}" = 1 ]; then n=20; fi
+    TEST_SP_DE="$SP/test.de"
+    TEST_RAW_DE="$PEERS_DATA/raw/test_2016_flickr.de"
+    TEST_REF="$PEERS_DATA/raw/test_2016_flickr.en"
+    TEST_WHAT="test_2016"
+    if [ -n "$n" ] && [ "$n" != 0 ]; then
+        local d="$RESULTS/test_first$n"
+        mkdir -p "$d"
+        head -n "$n" "$TEST_SP_DE" > "$d/test.sp.de"
+        head -n "$n" "$TEST_RAW_DE" > "$d/test.de"
+        head -n "$n" "$TEST_REF" > "$d/test.en"
+        TEST_SP_DE="$d/test.sp.de"
+        TEST_RAW_DE="$d/test.de"
+        TEST_REF="$d/test.en"
+        TEST_WHAT="test_2016[:$n]"
+    fi
+}
