@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Translation speed of a trained model: sentences/s and output tokens/s for each search setting.
 
-    python benchmarks/translate_speed.py --model runs/multi30k_de_en_bahdanau \\
+    python benchmarks/translate_speed.py --model runs/multi30k_de_en_bahdanau --amp off bf16 \\
         --src data/multi30k/test_2016_flickr.de.gz --ref data/multi30k/test_2016_flickr.en.gz --beams 5 1
 
 Prints a Markdown table (one row per beam size: decode time after model load, the whole
@@ -23,7 +23,16 @@ from nmt.metrics import score_corpus
 from nmt.translator import Translator
 
 
-def measure(model: str, lines: list[str], refs: list[str] | None, beam: int, device: str | None, repeats: int) -> dict:
+def measure(
+    model: str,
+    lines: list[str],
+    refs: list[str] | None,
+    beam: int,
+    amp: str,
+    max_tokens: int | None,
+    device: str | None,
+    repeats: int,
+) -> dict:
     """Best-of-`repeats` timings of loading the model and translating `lines` with beam `beam`."""
     best: dict | None = None
     for _ in range(repeats):
@@ -32,7 +41,7 @@ def measure(model: str, lines: list[str], refs: list[str] | None, beam: int, dev
         start = time.perf_counter()
         translator = Translator.from_checkpoint(resolve_checkpoint(model), device)
         loaded = time.perf_counter()
-        results = translator.translate_detailed(lines, beam_size=beam, nbest=1)
+        results = translator.translate_detailed(lines, beam_size=beam, nbest=1, amp=amp, max_tokens=max_tokens)
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         done = time.perf_counter()
@@ -57,6 +66,8 @@ def main() -> None:
     parser.add_argument("--src", required=True, help="source file (plain or .gz)")
     parser.add_argument("--ref", help="reference file, for BLEU")
     parser.add_argument("--beams", type=int, nargs="+", default=[5, 1])
+    parser.add_argument("--amp", nargs="+", default=["off"], choices=["off", "bf16", "fp16"], help="search precisions to time")
+    parser.add_argument("--max-tokens", type=int, help="source tokens per batch (default: the model config's)")
     parser.add_argument("--device", help="cpu or cuda (default: cuda if available)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     parser.add_argument("--repeats", type=int, default=2)
@@ -73,14 +84,16 @@ def main() -> None:
     )
     print(f"model {args.model}; {len(lines)} sentences from {args.src}")
     print(f"device {device} ({hardware}); torch {torch.__version__}; python {platform.python_version()}\n")
-    print("| search | decode s | with model load s | sentences/s | output tokens/s | BLEU |")
-    print("|---|---|---|---|---|---|")
-    for beam in args.beams:
-        row = measure(args.model, lines, refs, beam, device, args.repeats)
-        name = "greedy" if beam == 1 else f"beam {beam}"
-        print(
-            f"| {name} | {row['decode_s']:.2f} | {row['total_s']:.2f} | {row['sent_per_s']:.1f} | {row['tok_per_s']:.0f} | {row['bleu']:.2f} |"
-        )
+    print("| search | precision | decode s | with model load s | sentences/s | output tokens/s | BLEU |")
+    print("|---|---|---|---|---|---|---|")
+    for amp in args.amp:
+        for beam in args.beams:
+            row = measure(args.model, lines, refs, beam, amp, args.max_tokens, device, args.repeats)
+            name = "greedy" if beam == 1 else f"beam {beam}"
+            print(
+                f"| {name} | {'fp32' if amp == 'off' else amp} | {row['decode_s']:.2f} | {row['total_s']:.2f} | "
+                f"{row['sent_per_s']:.1f} | {row['tok_per_s']:.0f} | {row['bleu']:.2f} |"
+            )
 
 
 if __name__ == "__main__":
