@@ -252,3 +252,23 @@ def test_linear_bridge_depends_on_source(rnn_type):
     h = state.hidden[0] if isinstance(state.hidden, tuple) else state.hidden
     assert h.shape == (2, 2, 12)
     assert not torch.allclose(h[:, 0], h[:, 1])
+
+
+@pytest.mark.parametrize("tied", [False, True], ids=["untied", "tied-output"])
+def test_model_loss_gives_the_textbook_gradients(tied):
+    """The training step's fused loss: same loss and parameter gradients as cross-entropy over model.logits."""
+    import torch.nn.functional as F
+
+    cfg = model_config(embedding_dim=12, tie_target_embeddings=tied)
+    b = batch([0, 1, 2, 3])
+    fused, textbook = build(cfg), build(cfg)
+    loss = fused.loss(fused(b.src, b.src_lens, b.tgt_in), b.tgt_out, smoothing=0.1).loss
+    logits = textbook.logits(textbook(b.src, b.src_lens, b.tgt_in))
+    expected = F.cross_entropy(
+        logits.reshape(-1, VOCAB.size), b.tgt_out.reshape(-1), ignore_index=VOCAB.pad, reduction="sum", label_smoothing=0.1
+    )
+    torch.testing.assert_close(loss, expected)
+    loss.backward()
+    expected.backward()
+    for (name, got), (_, want) in zip(fused.named_parameters(), textbook.named_parameters()):
+        torch.testing.assert_close(got.grad, want.grad, atol=1e-5, rtol=1e-4, msg=name)
