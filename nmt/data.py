@@ -10,10 +10,16 @@ import gzip
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nmt.config import CorpusConfig
+import torch
+
+from nmt.batching import Batch, collate
+from nmt.config import CorpusConfig, DataConfig
 from nmt.errors import DataError
+
+if TYPE_CHECKING:
+    from nmt.tokenizer import Tokenizer
 
 
 @dataclass
@@ -158,3 +164,49 @@ def _drop_reason(src_len: int, tgt_len: int, max_len: int, max_len_ratio: float)
     if max_len_ratio and max(src_len, tgt_len) / min(src_len, tgt_len) > max_len_ratio:
         return f"length ratio above {max_len_ratio:g}"
     return None
+
+
+@dataclass
+class Corpus:
+    """A corpus as the trainer uses it: pair i's piece ids (no bos/eos) beside its raw text."""
+
+    src_ids: list[list[int]]
+    tgt_ids: list[list[int]]
+    src_text: list[str]
+    tgt_text: list[str]
+
+    def costs(self) -> list[int]:
+        """Padded batch cost of each pair: its longer side plus eos (bos)."""
+        return [max(len(s), len(t)) + 1 for s, t in zip(self.src_ids, self.tgt_ids)]
+
+    def batch(self, indices: list[int], tokenizer: Tokenizer, device: torch.device) -> Batch:
+        """The pairs at `indices`, padded, on `device` (through pinned memory to a GPU)."""
+        src, tgt = tokenizer.src.vocab, tokenizer.tgt.vocab
+        pin = device.type == "cuda"
+        return collate(indices, self.src_ids, self.tgt_ids, src.pad, tgt.bos, tgt.eos, pin).to(device)
+
+
+def encode_corpus(
+    text: tuple[list[str], list[str]], tokenizer: Tokenizer, data: DataConfig, training: bool
+) -> tuple[Corpus, FilterReport]:
+    """Tokenize source and target lines and filter the pairs.
+
+    Training pairs obey `max_len` / `max_len_ratio`; validation keeps every non-empty pair (its
+    BLEU must be comparable with nmt-eval's), up to `max_valid_sentences`.
+    """
+    src_text, tgt_text = text
+    src_ids = tokenizer.src.encode(src_text)
+    tgt_ids = tokenizer.tgt.encode(tgt_text)
+    if training:
+        keep, report = filter_pairs(src_ids, tgt_ids, data.max_len, data.max_len_ratio)
+    else:
+        keep, report = filter_pairs(src_ids, tgt_ids, 10**9, 0.0)
+        if data.max_valid_sentences:
+            keep = keep[: data.max_valid_sentences]
+    corpus = Corpus(
+        src_ids=[src_ids[i] for i in keep],
+        tgt_ids=[tgt_ids[i] for i in keep],
+        src_text=[src_text[i] for i in keep],
+        tgt_text=[tgt_text[i] for i in keep],
+    )
+    return corpus, report

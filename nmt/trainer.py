@@ -18,20 +18,19 @@ import torch
 import yaml
 
 from nmt.atomic import write_bytes_atomic
-from nmt.batching import Batch, collate, epoch_generator, make_batches
+from nmt.batching import epoch_generator, make_batches
 from nmt.checkpoint import find_latest, save_checkpoint
 from nmt.config import Config
-from nmt.data import filter_pairs, read_corpus
+from nmt.data import Corpus, encode_corpus, read_corpus
 from nmt.distributed import Distributed, init_distributed, shutdown_distributed
 from nmt.errors import CheckpointError, ConfigError
 from nmt.faults import BadStepGuard, GracefulStop
-from nmt.metrics import score_corpus
 from nmt.model import Seq2Seq
 from nmt.optim import LRSchedule, build_optimizer
 from nmt.resume import check_resume_config, check_resume_tokenizer, rng_state, seed_everything, set_rng_state
 from nmt.tokenizer import Tokenizer, build_tokenizer
 from nmt.tracking import Tracker
-from nmt.translator import Translator
+from nmt.validation import Validator, judge
 
 
 @dataclass
@@ -47,14 +46,6 @@ class TrainState:
 
 
 Texts = tuple[list[str], list[str]]  # source and target lines of one corpus
-
-
-@dataclass
-class Corpus:
-    src_ids: list[list[int]]
-    tgt_ids: list[list[int]]
-    src_text: list[str]
-    tgt_text: list[str]
 
 
 class Trainer:
@@ -124,9 +115,12 @@ class Trainer:
         ranks = f", {self.dist.world_size} ranks (DDP)" if self.dist.enabled else ""
         log(f"run {self.run_dir}: device {self.device}, amp {self.amp_dtype or 'off'}{ranks}")
         self.tokenizer = tokenizer
-        self.train_data = self._encode(train_text, "data.train", filter_long=True)
-        self.valid_data = self._encode(valid_text, "data.valid", filter_long=False) if valid_text else None
+        self.train_data = self._encode(train_text, "data.train", training=True)
         self.model = Seq2Seq(cfg.model, tokenizer.src.vocab, tokenizer.tgt.vocab).to(self.device)
+        self.validator = None
+        if valid_text:
+            valid_data = self._encode(valid_text, "data.valid", training=False)
+            self.validator = Validator(self.model, tokenizer, cfg, valid_data, self.device, self._autocast)
         self.net = self.model  # what training steps call: the model, or its DDP wrapper
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel
@@ -178,26 +172,12 @@ class Trainer:
             raise ConfigError(f"{self.source}: key 'train.amp': this GPU does not support bf16; use fp16")
         return torch.float16 if amp == "fp16" else torch.bfloat16
 
-    def _encode(self, text: Texts, name: str, filter_long: bool) -> Corpus:
-        src_text, tgt_text = text
-        src_ids = self.tokenizer.src.encode(src_text)
-        tgt_ids = self.tokenizer.tgt.encode(tgt_text)
-        data = self.config.data
-        if filter_long:
-            keep, report = filter_pairs(src_ids, tgt_ids, data.max_len, data.max_len_ratio)
-        else:  # validation keeps every non-empty pair: its BLEU must be comparable with nmt-eval
-            keep, report = filter_pairs(src_ids, tgt_ids, 10**9, 0.0)
-            if data.max_valid_sentences:
-                keep = keep[: data.max_valid_sentences]
+    def _encode(self, text: Texts, name: str, training: bool) -> Corpus:
+        corpus, report = encode_corpus(text, self.tokenizer, self.config.data, training)
         self.tracker.log(report.summary(name))
-        if not keep:
+        if not corpus.src_ids:
             raise ConfigError(f"{self.source}: key '{name}': no usable sentence pairs left after filtering; check data.max_len")
-        return Corpus(
-            src_ids=[src_ids[i] for i in keep],
-            tgt_ids=[tgt_ids[i] for i in keep],
-            src_text=[src_text[i] for i in keep],
-            tgt_text=[tgt_text[i] for i in keep],
-        )
+        return corpus
 
     # ----------------------------------------------------------------------------------------
     # the loop
@@ -281,14 +261,8 @@ class Trainer:
         return bool(cfg.max_epochs and (state.epoch > cfg.max_epochs or (state.epoch == cfg.max_epochs and epoch_done)))
 
     def _epoch_batches(self, epoch: int) -> list[list[int]]:
-        data, cfg = self.train_data, self.config.train
-        costs = [max(len(s), len(t)) + 1 for s, t in zip(data.src_ids, data.tgt_ids)]
-        return make_batches(costs, cfg.max_tokens, cfg.max_sentences, epoch_generator(self.config.seed, epoch))
-
-    def _batch(self, indices: list[int], data: Corpus) -> Batch:
-        src, tgt = self.tokenizer.src.vocab, self.tokenizer.tgt.vocab
-        pin = self.device.type == "cuda"
-        return collate(indices, data.src_ids, data.tgt_ids, src.pad, tgt.bos, tgt.eos, pin).to(self.device)
+        cfg = self.config.train
+        return make_batches(self.train_data.costs(), cfg.max_tokens, cfg.max_sentences, epoch_generator(self.config.seed, epoch))
 
     def _autocast(self):
         if self.amp_dtype is None:
@@ -312,7 +286,7 @@ class Trainer:
             mine, weight = group[:1], 0.0
         num_tokens = sum(len(self.train_data.tgt_ids[i]) + 1 for batch in group for i in batch)
         scale = weight * self.dist.world_size / num_tokens  # DDP averages gradients over ranks
-        batches = [self._batch(indices, self.train_data) for indices in mine]
+        batches = [self.train_data.batch(indices, self.tokenizer, self.device) for indices in mine]
         loss_sum = nll_sum = 0.0
         for number, batch in enumerate(batches, start=1):
             sync = number == len(batches) or not self.dist.enabled
@@ -381,31 +355,28 @@ class Trainer:
 
     def _validate_and_judge(self, state: TrainState) -> tuple:
         cfg = self.config.train
-        is_best = False
+        is_best = True  # without validation data the newest model is the best we know
         record: dict[str, Any] = {}
-        if self.valid_data is not None:
-            scores = self.validate()
+        if self.validator is not None:
+            scores = self.validator.scores()
             self.tracker.scalars({f"valid/{k}": v for k, v in scores.items()}, state.step)
-            self._plot_attention(state.step)
+            for tag, figure in self.validator.attention_figures():
+                self.tracker.figure(tag, figure, state.step)
             self.tracker.log(
                 f"validation at step {state.step}: loss {scores['loss']:.3f} ppl {scores['ppl']:.2f} "
                 f"bleu {scores['bleu']:.2f} (beam {self.config.decode.valid_beam_size})"
             )
-            metric = cfg.early_stopping_metric
-            higher = metric == "bleu"
-            score = scores[metric]
-            record = {"metric": metric, "value": score, "higher_is_better": higher, **scores}
-            is_best = state.best_score is None or (score > state.best_score if higher else score < state.best_score)
+            record, is_best = judge(scores, state.best_score, cfg)
             if is_best:
-                state.best_score, state.bad_validations = score, 0
+                state.best_score, state.bad_validations = record["value"], 0
             else:
                 state.bad_validations += 1
-            if self.schedule.observe(score, higher):
-                self.tracker.log(f"validation {metric} has not improved for {cfg.plateau_patience} validations: lowering lr")
+            if self.schedule.observe(record["value"], record["higher_is_better"]):
+                self.tracker.log(
+                    f"validation {record['metric']} has not improved for {cfg.plateau_patience} validations: lowering lr"
+                )
             if cfg.early_stopping_patience and state.bad_validations >= cfg.early_stopping_patience:
-                state.stopped = f"early stopping: no {metric} improvement in {cfg.early_stopping_patience} validations"
-        else:
-            is_best = True  # without validation data the newest model is the best we know
+                state.stopped = f"early stopping: no {record['metric']} improvement in {cfg.early_stopping_patience} validations"
         counters = (state.best_score, state.bad_validations, state.stopped)
         return record, is_best, counters, self.schedule.state_dict()
 
@@ -417,39 +388,6 @@ class Trainer:
             path = save_checkpoint(self.run_dir, self._checkpoint_state(state, scores, rng), state.step, is_best, keep)
             self.tracker.log(f"saved {path}" + (" (best)" if is_best else ""))
         self._saved_step = state.step
-
-    @torch.inference_mode()
-    def validate(self) -> dict[str, float]:
-        """Validation loss, perplexity (teacher forcing) and BLEU of the configured search."""
-        data, cfg = self.valid_data, self.config
-        self.model.eval()
-        nll = tokens = 0.0
-        costs = [max(len(s), len(t)) + 1 for s, t in zip(data.src_ids, data.tgt_ids)]
-        for indices in make_batches(costs, cfg.train.max_tokens):
-            batch = self._batch(indices, data)
-            with self._autocast():
-                nll += float(self.model.loss(self.model(batch.src, batch.src_lens, batch.tgt_in), batch.tgt_out).nll)
-            tokens += batch.num_tgt_tokens
-        # Same translator, detokenizer and sacrebleu call as nmt-eval, so the numbers agree.
-        translator = Translator(self.model, self.tokenizer, cfg, self.device)
-        texts = translator.translate(data.src_text, beam_size=cfg.decode.valid_beam_size, nbest=1)
-        bleu = score_corpus(texts, [data.tgt_text], ("bleu",), cfg.eval.bleu_tokenize, cfg.eval.lowercase)["bleu"].score
-        loss = nll / max(tokens, 1)
-        return {"loss": loss, "ppl": math.exp(min(loss, 100.0)), "bleu": bleu}
-
-    def _plot_attention(self, step: int, count: int = 3) -> None:
-        """Attention heatmaps of the first validation sentences, as TensorBoard images."""
-        from nmt.plotting import attention_figure
-
-        translator = Translator(self.model, self.tokenizer, self.config, self.device)
-        beam = self.config.decode.valid_beam_size
-        examples = translator.translate_detailed(self.valid_data.src_text[:count], return_attention=True, beam_size=beam, nbest=1)
-        eos = self.tokenizer.tgt.pieces([self.tokenizer.tgt.vocab.eos])
-        for i, example in enumerate(examples):
-            if example.hypotheses and example.hypotheses[0].attention is not None:
-                hyp = example.hypotheses[0]
-                figure = attention_figure(hyp.attention, example.src_pieces, self.tokenizer.tgt.pieces(hyp.tokens) + eos)
-                self.tracker.figure(f"attention/valid_{i}", figure, step)
 
     def _checkpoint_state(self, state: TrainState, scores: dict[str, Any], rng: list[dict[str, Any]]) -> dict[str, Any]:
         return {
