@@ -34,18 +34,28 @@ def length_penalty(length: int, alpha: float) -> float:
 
 
 def _mask_log_probs(
-    log_probs: torch.Tensor, step: int, max_lens: torch.Tensor, eos: int, min_len: int, forbid: tuple[int, ...]
+    log_probs: torch.Tensor,
+    step: int,
+    max_lens: torch.Tensor,
+    shortest_cap: int,
+    eos: int,
+    min_len: int,
+    forbid: tuple[int, ...],
 ) -> torch.Tensor:
     """Forbid tokens, forbid eos before `min_len`, force eos at each row's max length; in place.
 
-    log_probs [N, V], max_lens [N] (output length cap per row, eos included) -> log_probs;
-    the cap wins over `min_len`, so every row ends by its cap.
+    log_probs [N, V] (or running scores of the same shape), max_lens [N] (output length cap per
+    row, eos included; none below `shortest_cap`) -> log_probs; the cap wins over `min_len`, so
+    every row ends by its cap.
     """
+    if step + 1 < shortest_cap and step >= min_len and not forbid:
+        return log_probs  # the usual step: nothing to mask, so no pass over [N, V]
     eos_column = log_probs[:, eos].clone()  # [N]
     at_limit = step + 1 >= max_lens  # [N]
     if forbid:
         log_probs[:, list(forbid)] = NEG_INF
-    log_probs.masked_fill_(at_limit.unsqueeze(1), NEG_INF)  # rows at their cap: eos only (restored below)
+    if step + 1 >= shortest_cap:  # known on the host: no [N, V] pass (nor device sync) before any row can be capped
+        log_probs.masked_fill_(at_limit.unsqueeze(1), NEG_INF)  # rows at their cap: eos only (restored below)
     if step < min_len:
         eos_column.masked_fill_(~at_limit, NEG_INF)
     log_probs[:, eos] = eos_column
@@ -70,7 +80,7 @@ def greedy_search(
     """
     batch = max_lens.size(0)
     device = max_lens.device
-    longest = int(max_lens.max())
+    longest, shortest = int(max_lens.max()), int(max_lens.min())
     alive = torch.arange(batch, device=device)  # original sentence of each live row
     prev = torch.full((batch,), bos, dtype=torch.long, device=device)
     tokens = torch.full((batch, longest), eos, dtype=torch.long, device=device)  # [B, T_max]
@@ -80,7 +90,8 @@ def greedy_search(
     step = 0
     while alive.numel():
         log_probs, state, attn = step_fn(prev, state)
-        log_probs = _mask_log_probs(log_probs.to(torch.float32, copy=True), step, max_lens[alive], eos, min_len, forbid)
+        # A copy: the step function's log-probs are read-only (a hand-set one may hand out a shared table).
+        log_probs = _mask_log_probs(log_probs.to(torch.float32, copy=True), step, max_lens[alive], shortest, eos, min_len, forbid)
         best, prev = log_probs.max(dim=-1)  # [N]
         tokens[alive, step] = prev
         log_prob[alive] += best
@@ -156,15 +167,18 @@ def beam_search(
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
     kept = torch.full((batch, nbest), NEG_INF, device=device)  # [B, nbest] best finished scores, sorted
     lp_at_cap = ((5.0 + max_lens.float()) / 6.0) ** alpha  # [B] length penalty at each cap
+    shortest = int(max_lens.min())
     prev = torch.full((batch * k,), bos, dtype=torch.long, device=device)
     step = 0
     while beams.sents.numel():
         log_probs, state, attn = step_fn(prev, state)
+        # Beam scores plus log-probs [N, V] is a new tensor: mask it, not the step's (read-only) output.
+        cand = beams.scores.view(-1, 1) + log_probs.float()
         row_caps = max_lens[beams.sents].repeat_interleave(k)
-        log_probs = _mask_log_probs(log_probs.to(torch.float32, copy=True), step, row_caps, eos, min_len, forbid)
+        cand = _mask_log_probs(cand, step, row_caps, shortest, eos, min_len, forbid)
         step_attn = attn if return_attention else None
         old = beams
-        beams, rows, prev, finals = _expand(old, log_probs, step_attn, eos, k)
+        beams, rows, prev, finals = _expand(old, cand, step_attn, eos, k)
         _collect_finished(old, finals, step_attn, finished, step, alpha)
         live = _live_sentences(beams, finals, kept, lp_at_cap, length_penalty(step + 1, alpha))
         if live is None:
@@ -195,18 +209,17 @@ class _Finals:
 
 
 def _expand(
-    beams: _Beams, log_probs: torch.Tensor, attn: torch.Tensor | None, eos: int, k: int
+    beams: _Beams, cand: torch.Tensor, attn: torch.Tensor | None, eos: int, k: int
 ) -> tuple[_Beams, torch.Tensor, torch.Tensor, _Finals]:
-    """One beam step over log_probs [B' * K, V].
+    """One beam step over cand [B' * K, V]: each row's beam score plus its next-token log-probs.
 
     Takes the 2K best continuations per sentence: those ending in eos among the first K are
     finished (fairseq's rule), the K best others continue. Returns the new beams, the rows they
     continue [B' * K], their last tokens [B' * K] and the finished candidates.
     """
-    live, vocab = beams.sents.numel(), log_probs.size(-1)
-    device = log_probs.device
-    cand = (beams.scores.view(-1, 1) + log_probs).view(live, k * vocab)  # [B', K * V]
-    top_scores, top_idx = cand.topk(2 * k, dim=-1)  # [B', 2K]
+    live, vocab = beams.sents.numel(), cand.size(-1)
+    device = cand.device
+    top_scores, top_idx = cand.view(live, k * vocab).topk(2 * k, dim=-1)  # [B', 2K]
     base = torch.arange(live, device=device).unsqueeze(1) * k
     top_rows, top_tok = base + top_idx // vocab, top_idx % vocab  # [B', 2K]
     is_eos = top_tok == eos
