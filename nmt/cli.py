@@ -134,9 +134,7 @@ def translate_main(argv: list[str] | None = None) -> int:
             "amp": args.amp,
         }
         options = translator.decode_config(**decode)
-        results = _translate_with_progress(
-            translator, lines, bool(args.alignments or args.attention_plots), args.input != "-", decode
-        )
+        results = _translate_with_progress(translator, lines, bool(args.alignments or args.attention_plots), args.input, decode)
         done = time.perf_counter()
         _write_output(args.output, _format_translations(results, options.nbest))
         if args.alignments:
@@ -155,11 +153,12 @@ def translate_main(argv: list[str] | None = None) -> int:
     return _run("nmt-translate", body)
 
 
-def _translate_with_progress(translator, lines: list[str], attention: bool, show: bool, decode: dict):
+def _translate_with_progress(translator, lines: list[str], attention: bool, path: str, decode: dict):
     from tqdm import tqdm
 
-    with tqdm(total=len(lines), unit="sent", disable=not show or None, file=sys.stderr) as bar:
-        return translator.translate_detailed(lines, return_attention=attention, progress=bar.update, **decode)
+    source = "<stdin>" if path == "-" else path
+    with tqdm(total=len(lines), unit="sent", disable=path == "-" or None, file=sys.stderr) as bar:
+        return translator.translate_detailed(lines, return_attention=attention, progress=bar.update, source=source, **decode)
 
 
 def _format_translations(results, nbest: int) -> list[str]:

@@ -89,11 +89,13 @@ class Translator:
         return_attention: bool = False,
         warn: Callable[[str], None] | None = None,
         progress: Callable[[int], None] | None = None,
+        source: str = "input",
         **decode: Any,
     ) -> list[Translation]:
         """Translate with n-best lists, scores and (optionally) attention; one result per line.
 
-        A line longer than `data.max_len` pieces is truncated (with a warning), not dropped.
+        A line longer than `data.max_len` pieces is truncated (with a warning naming `source` and
+        the line), not dropped.
         """
         options = self.decode_config(**decode)
         warn = warn or (lambda message: print(message, file=sys.stderr))
@@ -101,7 +103,10 @@ class Translator:
         limit = self.config.data.max_len
         for number, ids in enumerate(src_ids, start=1):
             if len(ids) > limit:
-                warn(f"warning: input line {number} has {len(ids)} pieces; translating its first {limit}")
+                warn(
+                    f"warning: {source}:{number}: {len(ids)} pieces, more than the model's data.max_len; "
+                    f"translating its first {limit}"
+                )
                 src_ids[number - 1] = ids[:limit]
         hyps = self.search_ids(src_ids, options, return_attention, progress)
         eos_piece = self.tokenizer.src.pieces([self.tokenizer.src.vocab.eos])

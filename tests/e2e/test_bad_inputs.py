@@ -559,7 +559,7 @@ CASES = [
         "translate-enormous-line-truncated",
         translate_enormous_line,
         code=0,
-        expect=("warning: input line 2 has", "translating its first 60"),
+        expect=("warning: in.txt:2: ", "pieces, more than the model's data.max_len; translating its first 60"),
         check=check_enormous_line_translated,
     ),
     Case(

@@ -158,7 +158,7 @@ def test_translate_keeps_one_line_per_input(trained_run, tmp_path):
         assert out[-1] == "" and len(out) - 1 == len(lines)
         assert out[1] == "" and out[4] == ""
         assert out[0] == "river apple" and out[5] == "green lamp"
-        assert "input line 4 has" in result.stderr.decode()
+        assert f"warning: {source}:4: " in result.stderr.decode()
 
 
 def test_translate_stdin_nbest_and_alignments(trained_run, tmp_path):
