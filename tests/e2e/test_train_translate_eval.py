@@ -241,3 +241,23 @@ def test_average_checkpoints_and_python_api(trained_run, tmp_path):
     assert torch.allclose(avg[name], (weights[0][name] + weights[1][name]) / 2)
     translator = Translator.from_checkpoint(averaged, device="cpu")
     assert translator.translate(["apple river stone", ""], beam_size=3) == ["stone river apple", ""]
+
+
+def test_tune_decoding_scores_every_setting_and_agrees_with_validation(trained_run):
+    """scripts/tune_decoding.py: a row per (beam, alpha); its greedy row is the validation BLEU."""
+    data, run_dir = trained_run["data"], trained_run["run_dir"]
+    best = torch.load(run_dir / "checkpoints" / "best.pt", weights_only=True)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "tune_decoding.py"), "--model", str(run_dir)]
+        + ["--src", str(data / "valid.src"), "--ref", str(data / "valid.tgt"), "--beams", "1", "3", "--alphas", "0", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line.split("|")[1:4] for line in result.stdout.splitlines() if line.startswith("| ") and "beam" not in line]
+    table = {(int(beam), float(alpha)): float(bleu) for beam, alpha, bleu in rows}
+    assert sorted(table) == [(1, 0.0), (1, 1.0), (3, 0.0), (3, 1.0)]
+    assert table[(1, 0.0)] == pytest.approx(best["scores"]["bleu"], abs=0.005)
+    top = max(table, key=table.get)
+    assert f"--beam {top[0]} --length-penalty {top[1]:g}" in result.stdout

@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Pick the beam size and GNMT length penalty on validation data (never on the test set).
+
+    python scripts/tune_decoding.py --model runs/multi30k_de_en_best/averaged.pt \\
+        --src data/multi30k/val.de.gz --ref data/multi30k/val.en.gz --beams 5 10 --alphas 0 0.6 1.0
+
+Translates the source once per (beam, alpha), prints a Markdown table of BLEU (sacreBLEU, the
+model config's tokenizer and casing) and speed, then the best setting as `nmt-translate` flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import time
+
+from nmt.checkpoint import resolve_checkpoint
+from nmt.data import read_lines
+from nmt.errors import NmtError
+from nmt.metrics import score_corpus
+from nmt.translator import Translator
+
+
+def tune(translator: Translator, src: list[str], ref: list[str], beams: list[int], alphas: list[float], amp: str) -> list[dict]:
+    """One row per (beam, alpha): BLEU on `ref` and sentences/s, in grid order."""
+    evals = translator.config.eval
+    rows = []
+    for beam, alpha in itertools.product(beams, alphas):
+        start = time.perf_counter()
+        hyps = translator.translate(src, beam_size=beam, length_penalty=alpha, nbest=1, amp=amp)
+        seconds = time.perf_counter() - start
+        bleu = score_corpus(hyps, [ref], ("bleu",), evals.bleu_tokenize, evals.lowercase)["bleu"]
+        rows.append(
+            {"beam": beam, "alpha": alpha, "bleu": bleu.score, "sent_per_s": len(src) / seconds, "signature": bleu.signature}
+        )
+        print(f"beam {beam} alpha {alpha:g}: BLEU {bleu.score:.2f}", file=sys.stderr, flush=True)
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="run directory (its best checkpoint) or checkpoint file")
+    parser.add_argument("--src", required=True, help="validation source (plain or .gz)")
+    parser.add_argument("--ref", required=True, help="validation reference")
+    parser.add_argument("--beams", type=int, nargs="+", default=[5, 10])
+    parser.add_argument("--alphas", type=float, nargs="+", default=[0.0, 0.6, 1.0])
+    parser.add_argument("--amp", choices=["off", "bf16", "fp16"], default="off", help="search precision")
+    parser.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    args = parser.parse_args()
+    try:
+        src, ref = read_lines(args.src), read_lines(args.ref)
+        if len(src) != len(ref):
+            raise NmtError(f"{args.src} has {len(src)} lines but {args.ref} has {len(ref)}; they must match line by line")
+        translator = Translator.from_checkpoint(resolve_checkpoint(args.model), args.device)
+        rows = tune(translator, src, ref, args.beams, args.alphas, args.amp)
+    except NmtError as err:
+        print(f"tune_decoding: error: {err}", file=sys.stderr)
+        return 2
+    print("| beam | length penalty | BLEU | sentences/s |\n|---|---|---|---|")
+    for row in rows:
+        print(f"| {row['beam']} | {row['alpha']:g} | {row['bleu']:.2f} | {row['sent_per_s']:.1f} |")
+    best = max(rows, key=lambda row: row["bleu"])
+    print(f"\nbest on {args.src}: BLEU {best['bleu']:.2f} ({best['signature']})")
+    print(f"nmt-translate --model {args.model} --beam {best['beam']} --length-penalty {best['alpha']:g}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
