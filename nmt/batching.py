@@ -7,8 +7,13 @@ batch list it was in and skips the batches it had already trained on.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from nmt.data import Corpus
+    from nmt.tokenizer import Tokenizer
 
 
 @dataclass
@@ -127,3 +132,10 @@ def collate(
         tgt_in = None if tgt_in is None else tgt_in.pin_memory()
         tgt_out = None if tgt_out is None else tgt_out.pin_memory()
     return Batch(src=src, src_lens=src_lens, tgt_in=tgt_in, tgt_out=tgt_out, tgt_lens=tgt_lens, indices=list(indices))
+
+
+def corpus_batch(corpus: Corpus, indices: list[int], tokenizer: Tokenizer, device: torch.device) -> Batch:
+    """The pairs of `corpus` at `indices`, padded, on `device` (through pinned memory to a GPU)."""
+    src, tgt = tokenizer.src.vocab, tokenizer.tgt.vocab
+    pin = device.type == "cuda"
+    return collate(indices, corpus.src_ids, corpus.tgt_ids, src.pad, tgt.bos, tgt.eos, pin).to(device)

@@ -12,13 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-
-from nmt.batching import Batch, collate
 from nmt.config import CorpusConfig, DataConfig
 from nmt.errors import DataError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # no torch import here: nmt-eval reads text files through this module
     from nmt.tokenizer import Tokenizer
 
 
@@ -178,12 +175,6 @@ class Corpus:
     def costs(self) -> list[int]:
         """Padded batch cost of each pair: its longer side plus eos (bos)."""
         return [max(len(s), len(t)) + 1 for s, t in zip(self.src_ids, self.tgt_ids)]
-
-    def batch(self, indices: list[int], tokenizer: Tokenizer, device: torch.device) -> Batch:
-        """The pairs at `indices`, padded, on `device` (through pinned memory to a GPU)."""
-        src, tgt = tokenizer.src.vocab, tokenizer.tgt.vocab
-        pin = device.type == "cuda"
-        return collate(indices, self.src_ids, self.tgt_ids, src.pad, tgt.bos, tgt.eos, pin).to(device)
 
 
 def encode_corpus(

@@ -18,7 +18,7 @@ import torch
 import yaml
 
 from nmt.atomic import write_bytes_atomic
-from nmt.batching import epoch_generator, make_batches
+from nmt.batching import corpus_batch, epoch_generator, make_batches
 from nmt.checkpoint import find_latest, save_checkpoint
 from nmt.config import Config
 from nmt.data import Corpus, encode_corpus, read_corpus
@@ -287,7 +287,7 @@ class Trainer:
             mine, weight = group[:1], 0.0
         num_tokens = sum(len(self.train_data.tgt_ids[i]) + 1 for batch in group for i in batch)
         scale = weight * self.dist.world_size / num_tokens  # DDP averages gradients over ranks
-        batches = [self.train_data.batch(indices, self.tokenizer, self.device) for indices in mine]
+        batches = [corpus_batch(self.train_data, indices, self.tokenizer, self.device) for indices in mine]
         loss_sum = nll_sum = 0.0
         for number, batch in enumerate(batches, start=1):
             sync = number == len(batches) or not self.dist.enabled

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from nmt.batching import make_batches
+from nmt.batching import corpus_batch, make_batches
 from nmt.config import Config, TrainConfig
 from nmt.data import Corpus
 from nmt.metrics import score_corpus
@@ -47,7 +47,7 @@ class Validator:
         self.model.eval()
         nll = tokens = 0.0
         for indices in make_batches(self.data.costs(), self.config.train.max_tokens):
-            batch = self.data.batch(indices, self.tokenizer, self.device)
+            batch = corpus_batch(self.data, indices, self.tokenizer, self.device)
             with self.autocast():
                 att_vecs = self.model(batch.src, batch.src_lens, batch.tgt_in)  # [B, T, H]
                 nll += float(self.model.loss(att_vecs, batch.tgt_out).nll)
