@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -45,7 +46,12 @@ def train_main(argv: list[str] | None = None) -> int:
         Trainer(config, args.config).fit()
         return 0
 
-    return _run("nmt-train", body)
+    code = _run("nmt-train", body)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # a torchrun worker
+        from nmt.distributed import exit_worker
+
+        exit_worker(code)
+    return code
 
 
 def _read_file(path: str, option: str) -> list[str]:

@@ -7,10 +7,12 @@ trainer has one code path.
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 import torch.distributed as dist
@@ -105,6 +107,22 @@ def _attempt_store(timeout: timedelta) -> dist.Store:
 def shutdown_distributed() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def exit_worker(code: int) -> NoReturn:
+    """End a torchrun worker with `code` without running interpreter finalization.
+
+    Gloo keeps its worker threads (and the DDP reducer keeps the process group) past
+    destroy_process_group. A worker thread that releases a finished collective's tensors needs
+    the GIL; if that happens while the interpreter finalizes, the thread is torn down inside a
+    C++ destructor and the process aborts ("terminate called without an active exception"),
+    so torchrun reports a run that had finished and saved as failed. Everything the run writes
+    is closed or atomically saved by now; only the standard streams and log handlers need a flush.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def pick_device(name: str) -> torch.device:
