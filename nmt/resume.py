@@ -33,6 +33,17 @@ RESUME_FIXED = (
 )
 
 
+def check_ranks_agree(run_dir: Path, steps: list[int | None]) -> None:
+    """Every rank must resume from the same step (`steps`: the newest checkpoint each rank found).
+
+    Each rank reads run_dir itself, so node-local run directories would let some ranks resume
+    while others start fresh and silently train different models.
+    """
+    if len(set(steps)) > 1:
+        found = ", ".join(f"rank {rank}: {'none' if step is None else f'step {step}'}" for rank, step in enumerate(steps))
+        raise CheckpointError(f"{run_dir}: ranks see different checkpoints ({found}); put run_dir on storage every node can read")
+
+
 def seed_everything(seed: int, deterministic: bool) -> None:
     """Seed Python, NumPy and torch; optionally ask for deterministic kernels (cuDNN, cuBLAS)."""
     random.seed(seed)

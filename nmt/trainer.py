@@ -27,7 +27,7 @@ from nmt.errors import CheckpointError, ConfigError
 from nmt.faults import BadStepGuard, GracefulStop
 from nmt.model import Seq2Seq
 from nmt.optim import LRSchedule, build_optimizer
-from nmt.resume import check_resume_config, check_resume_tokenizer, rng_state, seed_everything, set_rng_state
+from nmt.resume import check_ranks_agree, check_resume_config, check_resume_tokenizer, rng_state, seed_everything, set_rng_state
 from nmt.tokenizer import Tokenizer, build_tokenizer
 from nmt.tracking import Tracker
 from nmt.validation import Validator, judge
@@ -74,6 +74,7 @@ class Trainer:
             self.dist.barrier()
             notes: list[str] = []  # messages from before the log exists
             resume = find_latest(self.run_dir, notes.append)
+            check_ranks_agree(self.run_dir, self.dist.gather(resume["state"]["step"] if resume else None))
             train_text, valid_text, tokenizer = self._load_inputs(resume, notes.append)
             step = resume["state"]["step"] if resume else 0
             self.tracker = Tracker(self.run_dir, resume_step=step, enabled=self.dist.is_main)

@@ -415,3 +415,13 @@ def test_select_last_and_best(tmp_path):
     assert select_checkpoints(tmp_path, 2, "best") == [d / "step_00000002.pt", d / "step_00000003.pt"]
     with pytest.raises(CheckpointError, match="only 4"):
         select_checkpoints(tmp_path, 5, "last")
+
+
+def test_ranks_that_found_different_checkpoints_refuse_to_resume(tmp_path):
+    from nmt.errors import CheckpointError
+    from nmt.resume import check_ranks_agree
+
+    check_ranks_agree(tmp_path, [None, None])  # a fresh run everywhere
+    check_ranks_agree(tmp_path, [500, 500, 500])
+    with pytest.raises(CheckpointError, match=r"rank 0: step 500, rank 1: none\); put run_dir on storage every node"):
+        check_ranks_agree(tmp_path, [500, None])
