@@ -113,9 +113,20 @@ class AttentionDecoder(nn.Module):
         if self.input_feeding:
             rnn_in = torch.cat([rnn_in, state.att_vec.unsqueeze(1).to(rnn_in.dtype)], dim=-1)  # [B, 1, E + H]
         out, hidden = self.rnn(rnn_in, state.hidden)  # [B, T, H]
-        context, weights = self.attention(out, memory)  # [B, T, K], [B, T, S]
+        context, weights = self._attend(out, memory)  # [B, T, K], [B, T, S]
         att_vec = torch.tanh(self.combine(torch.cat([out, context], dim=-1)))  # [B, T, H]
         return att_vec, DecoderState(hidden=hidden, att_vec=att_vec[:, -1]), weights
+
+    def _attend(self, out: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, torch.Tensor]:
+        """out [B * G, T, H] -> context [B * G, T, K], weights [B * G, T, S] for memory of B sentences.
+
+        In beam search the G = beam rows of a sentence are consecutive and share its memory: they
+        query it as G x T steps of one row, so the memory is never copied per beam.
+        """
+        rows, steps, _ = out.shape
+        sentences = memory.states.size(0)
+        context, weights = self.attention(out.reshape(sentences, rows // sentences * steps, -1), memory)
+        return context.reshape(rows, steps, -1), weights.reshape(rows, steps, -1)
 
     def logits(self, att_vec: torch.Tensor) -> torch.Tensor:
         """att_vec [B, T, H] -> logits [B, T, V]."""

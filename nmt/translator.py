@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -155,12 +156,13 @@ class Translator:
             "forbid": () if options.allow_unk else (tgt_vocab.unk,),
             "return_attention": return_attention,
         }
+        reorder = partial(_reorder, group=options.beam_size)
         with self._autocast(options):
             if options.beam_size == 1:
-                return [[h] for h in greedy_search(self._step, _reorder, (state, memory), **common)]
+                return [[h] for h in greedy_search(self._step, reorder, (state, memory), **common)]
             return beam_search(
                 self._step,
-                _reorder,
+                reorder,
                 (state, memory),
                 beam_size=options.beam_size,
                 nbest=options.nbest,
@@ -182,6 +184,16 @@ class Translator:
         return torch.log_softmax(logits.float(), dim=-1), (dec_state, memory), attn
 
 
-def _reorder(state, rows: torch.Tensor):
+def _reorder(state, rows: torch.Tensor, group: int):
+    """Select decoder rows [N']; the memory keeps one row per sentence (see AttentionDecoder._attend).
+
+    The search keeps the `group` rows of each sentence together (one in greedy search, the beam in
+    beam search), so the first row of each group names its sentence; memory rows are copied only
+    when that changes the set of sentences, not at every beam reordering.
+    """
     dec_state, memory = state
-    return dec_state.select(rows), memory.select(rows)
+    sentences = memory.states.size(0)
+    if rows.numel() == dec_state.att_vec.size(0) and group > 1:
+        return dec_state.select(rows), memory  # rows moved within their sentences
+    old_group = dec_state.att_vec.size(0) // sentences
+    return dec_state.select(rows), memory.select(rows[::group] // old_group)

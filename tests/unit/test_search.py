@@ -6,6 +6,7 @@ import itertools
 import math
 import zlib
 from collections.abc import Callable
+from functools import partial
 from types import SimpleNamespace
 
 import pytest
@@ -429,9 +430,10 @@ def model_search(model: Seq2Seq, seqs: list[list[int]], k: int, nbest: int = 1, 
     with torch.no_grad():
         memory, state = model.encode(src, lens)
         caps = (1.5 * (lens - 1) + 5).long()
+        reorder = partial(_reorder, group=1 if greedy else k)
         if greedy:
-            return [[h] for h in greedy_search(step, _reorder, (state, memory), VOCAB.bos, VOCAB.eos, caps)]
-        return beam_search(step, _reorder, (state, memory), VOCAB.bos, VOCAB.eos, caps, beam_size=k, nbest=nbest)
+            return [[h] for h in greedy_search(step, reorder, (state, memory), VOCAB.bos, VOCAB.eos, caps)]
+        return beam_search(step, reorder, (state, memory), VOCAB.bos, VOCAB.eos, caps, beam_size=k, nbest=nbest)
 
 
 def test_real_model_beam_scores_at_least_greedy(tiny_model):
