@@ -120,7 +120,9 @@ class Translator:
             results.append(Translation(texts=texts, hypotheses=line_hyps, src_pieces=self.tokenizer.src.pieces(ids) + eos_piece))
         return results
 
-    @torch.inference_mode()
+    # no_grad, not inference_mode: autocast caches its bf16/fp16 copies of the weights only outside
+    # inference mode; inside it every decoder step re-cast every weight (14% of CPU bf16 beam time).
+    @torch.no_grad()
     def search_ids(
         self,
         src_ids: list[list[int]],

@@ -41,7 +41,7 @@ class Validator:
         self.autocast = autocast  # the training precision, for the teacher-forced loss
         self.translator = Translator(model, tokenizer, config, device)
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode, for autocast's weight cache (see Translator.search_ids)
     def scores(self) -> dict[str, float]:
         """Validation loss per target token, perplexity and BLEU of `decode.valid_beam_size`."""
         self.model.eval()
