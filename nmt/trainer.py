@@ -7,8 +7,6 @@ the epoch's batch list, best score and early-stopping patience.
 
 from __future__ import annotations
 
-import math
-import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,6 +28,7 @@ from nmt.optim import LRSchedule, build_optimizer
 from nmt.resume import check_ranks_agree, check_resume_config, check_resume_tokenizer, rng_state, seed_everything, set_rng_state
 from nmt.tokenizer import Tokenizer, build_tokenizer
 from nmt.tracking import Tracker
+from nmt.train_stats import StatsWindow, train_line, train_scalars
 from nmt.validation import Validator, judge
 
 
@@ -187,7 +186,7 @@ class Trainer:
         cfg, tracker = self.config.train, self.tracker
         tracker.start_progress(cfg.max_steps or None, state.step)
         guard = BadStepGuard(cfg.max_bad_steps)
-        window = _Window()
+        window = StatsWindow()
         last_loss = "-"  # reading the loss every step would stall the GPU; it is shown at log steps
         with GracefulStop() as stop:
             while True:
@@ -204,7 +203,7 @@ class Trainer:
                         tracker.progress(1, loss=last_loss, **window.postfix(lr))
                         if state.step % cfg.log_every_steps == 0:
                             last_loss = f"{self._log_train(window, state, lr):.3f}"
-                            window = _Window()
+                            window = StatsWindow()
                         if cfg.max_steps and state.step >= cfg.max_steps:
                             return self._finish(state, f"reached train.max_steps={cfg.max_steps}")
                         if state.step % cfg.eval_every_steps == 0:
@@ -317,30 +316,12 @@ class Trainer:
             "overflow": overflow,
         }
 
-    def _log_train(self, window: _Window, state: TrainState, lr: float) -> float:
+    def _log_train(self, window: StatsWindow, state: TrainState, lr: float) -> float:
         """Log the window's statistics (summed over ranks); returns its loss per token."""
         stats = window.summary(self.dist)
-        self.tracker.scalars(
-            {
-                "train/loss": stats["loss"],
-                "train/ppl": stats["ppl"],
-                "train/lr": lr,
-                "train/grad_norm": stats["grad_norm"],
-                "train/tgt_tokens_per_s": stats["tokens_per_s"],
-            },
-            state.step,
-        )
-        self.tracker.log(
-            f"step {state.step} epoch {state.epoch}: loss {stats['loss']:.3f} ppl {stats['ppl']:.2f} "
-            f"lr {lr:.2e} grad_norm {stats['grad_norm']:.2f} {stats['tokens_per_s']:.0f} tgt tok/s"
-            + (f" ({stats['rank_tokens_per_s']:.0f} on rank 0)" if self.dist.enabled else "")
-            + (
-                f", peak GPU memory {torch.cuda.max_memory_allocated(self.device) / 2**20:.0f} MiB"
-                if self.device.type == "cuda"
-                else ""
-            )
-            + (f"; {stats['overflows']:.0f} overflowing fp16 steps skipped by the GradScaler" if stats["overflows"] else "")
-        )
+        self.tracker.scalars(train_scalars(stats, lr), state.step)
+        peak = torch.cuda.max_memory_allocated(self.device) / 2**20 if self.device.type == "cuda" else None
+        self.tracker.log(train_line(stats, state.step, state.epoch, lr, self.dist.enabled, peak))
         return stats["loss"]
 
     # ----------------------------------------------------------------------------------------
@@ -418,37 +399,3 @@ class Trainer:
                 f"note: checkpoint has RNG streams of {len(streams)} ranks, this run has {self.dist.world_size}: reseeded"
             )
         return TrainState(**ckpt["state"])
-
-
-class _Window:
-    """Training statistics since the last log line; device values are read only when logged."""
-
-    def __init__(self) -> None:
-        self.loss = self.nll = self.grad_norm = self.overflows = 0.0
-        self.tokens = self.updates = 0
-        self.start = time.perf_counter()
-
-    def add(self, stats: dict[str, Any]) -> None:
-        self.loss = self.loss + stats["loss"]
-        self.nll = self.nll + stats["nll"]
-        self.grad_norm = self.grad_norm + stats["grad_norm"]
-        self.overflows = self.overflows + stats["overflow"]
-        self.tokens += stats["tokens"]
-        self.updates += 1
-
-    def postfix(self, lr: float) -> dict[str, str]:
-        elapsed = max(time.perf_counter() - self.start, 1e-9)
-        return {"lr": f"{lr:.1e}", "tok/s": f"{self.tokens / elapsed:.0f}"}
-
-    def summary(self, dist: Distributed) -> dict[str, float]:
-        elapsed = max(time.perf_counter() - self.start, 1e-9)
-        loss, nll, tokens = dist.sum([float(self.loss), float(self.nll), float(self.tokens)])
-        nll /= max(tokens, 1)
-        return {
-            "loss": loss / max(tokens, 1),
-            "ppl": math.exp(min(nll, 100.0)),
-            "grad_norm": float(self.grad_norm) / max(self.updates, 1),
-            "tokens_per_s": tokens / elapsed,
-            "rank_tokens_per_s": self.tokens / elapsed,
-            "overflows": float(self.overflows),
-        }
