@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 from nmt.errors import NmtError, TrainingError
 
@@ -31,8 +32,15 @@ def _run(prog: str, body: Callable[[], int]) -> int:
         return 130
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the one-line errors of the rest of the toolkit (no usage block before them)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
 def train_main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="nmt-train", description="Train (or resume) a model from a YAML config.")
+    parser = _Parser(prog="nmt-train", description="Train (or resume) a model from a YAML config.")
     parser.add_argument("--config", required=True, help="YAML config file")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="override config keys, e.g. train.max_steps=200")
     args = parser.parse_args(argv)
@@ -100,7 +108,7 @@ def _write_output(path: str, lines: list[str]) -> None:
 
 
 def translate_main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="nmt-translate", description="Translate raw text with a trained model.")
+    parser = _Parser(prog="nmt-translate", description="Translate raw text with a trained model.")
     parser.add_argument("--model", required=True, help="run directory or checkpoint file")
     parser.add_argument("--checkpoint", choices=["best", "last"], default="best", help="which checkpoint of a run directory")
     parser.add_argument("--input", default="-", help="input file (UTF-8, one sentence per line, may be .gz); - = stdin")
@@ -205,7 +213,7 @@ def _save_plots(directory: Path, results, translator) -> None:
 
 
 def eval_main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="nmt-eval", description="Score translations with sacrebleu (BLEU, chrF, TER).")
+    parser = _Parser(prog="nmt-eval", description="Score translations with sacrebleu (BLEU, chrF, TER).")
     parser.add_argument("--hyp", help="hypothesis file (detokenized text)")
     parser.add_argument("--ref", nargs="+", required=True, help="reference file(s)")
     parser.add_argument("--model", help="run directory or checkpoint: translate --src first, then score")
@@ -259,7 +267,7 @@ def eval_main(argv: list[str] | None = None) -> int:
 
 
 def average_main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="nmt-average", description="Average the weights of a run's last or best N checkpoints.")
+    parser = _Parser(prog="nmt-average", description="Average the weights of a run's last or best N checkpoints.")
     parser.add_argument("--model", required=True, help="run directory")
     parser.add_argument("--last", type=int, help="average the N newest step checkpoints")
     parser.add_argument("--best", type=int, help="average the N step checkpoints with the best validation score")

@@ -406,6 +406,12 @@ def average_missing_run_dir(ctx: Ctx) -> list[str]:
 
 CASES = [
     # configs: fail before torch is imported
+    Case("args-missing-config", lambda ctx: ["nmt-train"], expect=("--config", "see nmt-train --help")),
+    Case(
+        "args-not-an-int",
+        lambda ctx: translate(ctx, "--beam", "five"),
+        expect=("--beam", "invalid int value: 'five'", "see nmt-translate --help"),
+    ),
     Case("config-unknown-key", config_unknown_key, expect=("typo.yaml", "'train.max_stepz'", "did you mean 'max_steps'?")),
     Case(
         "config-misspelled-choice",
