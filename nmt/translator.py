@@ -194,8 +194,7 @@ def _reorder(state, rows: torch.Tensor, group: int):
     when that changes the set of sentences, not at every beam reordering.
     """
     dec_state, memory = state
-    sentences = memory.states.size(0)
-    if rows.numel() == dec_state.att_vec.size(0) and group > 1:
-        return dec_state.select(rows), memory  # rows moved within their sentences
-    old_group = dec_state.att_vec.size(0) // sentences
-    return dec_state.select(rows), memory.select(rows[::group] // old_group)
+    before = dec_state.att_vec.size(0)  # rows before this selection
+    if group > 1 and rows.numel() == before:
+        return dec_state.select(rows), memory  # beams moved within their sentences
+    return dec_state.select(rows), memory.select(rows[::group] // (before // memory.states.size(0)))
