@@ -110,14 +110,16 @@ class Translator:
                 )
                 src_ids[number - 1] = ids[:limit]
         hyps = self.search_ids(src_ids, options, return_attention, progress)
+        # One decode call for all lines: per line, sentencepiece's batch set-up cost more than the decoding.
+        texts = iter(self.tokenizer.tgt.decode([h.tokens for line_hyps in hyps for h in line_hyps]))
         eos_piece = self.tokenizer.src.pieces([self.tokenizer.src.vocab.eos])
         results = []
         for ids, line_hyps in zip(src_ids, hyps):
             for hyp in line_hyps:
                 if hyp.attention is not None:  # batch padding -> this sentence's own source length
                     hyp.attention = hyp.attention[:, : len(ids) + 1]
-            texts = self.tokenizer.tgt.decode([h.tokens for h in line_hyps])
-            results.append(Translation(texts=texts, hypotheses=line_hyps, src_pieces=self.tokenizer.src.pieces(ids) + eos_piece))
+            line_texts = [next(texts) for _ in line_hyps]
+            results.append(Translation(texts=line_texts, hypotheses=line_hyps, src_pieces=self.tokenizer.src.pieces(ids) + eos_piece))
         return results
 
     # no_grad, not inference_mode: autocast caches its bf16/fp16 copies of the weights only outside
@@ -183,7 +185,7 @@ class Translator:
     def _step(self, prev: torch.Tensor, state):
         dec_state, memory = state
         logits, dec_state, attn = self.model.decoder.step(prev, dec_state, memory)  # [N, V], [N, S]
-        return torch.log_softmax(logits.float(), dim=-1), (dec_state, memory), attn
+        return torch.log_softmax(logits, dim=-1, dtype=torch.float32), (dec_state, memory), attn  # fp32 without a cast pass
 
 
 def _reorder(state, rows: torch.Tensor, group: int):

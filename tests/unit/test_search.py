@@ -15,7 +15,8 @@ import torch
 from nmt.batching import collate, pad_source
 from nmt.config import AttentionConfig, DecodeConfig, DecoderConfig, EncoderConfig, ModelConfig
 from nmt.model import Seq2Seq
-from nmt.search import Hypothesis, beam_search, greedy_search, length_penalty
+import nmt.search
+from nmt.search import Hypothesis, beam_search, greedy_search, length_penalty, top_k_rows
 from nmt.tokenizer import Vocab
 from nmt.translator import Translator, _reorder
 
@@ -347,6 +348,52 @@ def test_step_outputs_are_not_modified(search, view):
         k = 1 if view == "row" else 2
         beam_search(step, lambda s, rows: s, 0, BOS, EOS, caps, beam_size=k, min_len=2, forbid=(BOS,))
     assert torch.equal(table, original)
+
+
+# ---------------------------------------------------------------------------------------------
+# block top-k (the beam step's selection over a real-sized vocabulary)
+
+
+@pytest.mark.parametrize("cols", [8001, 4096, 700])  # a short last block, none, too narrow for blocks
+@pytest.mark.parametrize("k", [1, 10])
+def test_top_k_rows_equals_topk(cols, k):
+    x = torch.randn(37, cols, generator=torch.Generator().manual_seed(cols + k))
+    x[3] = float("-inf")
+    x[3, cols - 1] = 0.0  # a row that is -inf but for its last column (a capped beam row: eos only)
+    x[4, :cols // 2] += 10.0  # the best values bunched in a few blocks
+    values, columns = top_k_rows(x, k)
+    expected = x.topk(k, dim=-1)
+    assert torch.equal(values, expected.values)
+    assert torch.equal(columns[torch.isfinite(values)], expected.indices[torch.isfinite(values)])
+
+
+def test_top_k_rows_ties_keep_the_values():
+    # bf16-rounded log-probs tie often: the values must still be exactly the k largest, each
+    # column once, and each value the one at its column.
+    x = torch.randn(64, 8001, generator=torch.Generator().manual_seed(5)).mul(4).round().div(4)
+    values, columns = top_k_rows(x, 10)
+    assert torch.equal(values, x.topk(10, dim=-1).values)
+    assert torch.equal(x.gather(1, columns), values)
+    assert all(len(set(row)) == 10 for row in columns.tolist())
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1.0])
+def test_beam_over_large_vocabulary_equals_full_topk(monkeypatch, alpha):
+    # The beam step takes each row's 2K best tokens before the sentence's 2K best candidates;
+    # the straightforward selection (topk over all K x V sums) must find the same hypotheses.
+    vocab, bos, eos = 3000, 2, 3
+    table = random_table(vocab, 31, sharpness=3.0)
+    sentences, caps = [0, 1, 2], [6, 4, 7]
+
+    def search():
+        return run_beam(FakeModel(table, vocab), sentences, caps, bos, eos, k=4, nbest=3, alpha=alpha, min_len=1)
+
+    blocked = search()
+    monkeypatch.setattr(nmt.search, "top_k_rows", lambda x, k: x.topk(k, dim=-1))
+    full = search()
+    for got, want in zip(blocked, full):
+        assert [h.tokens for h in got] == [h.tokens for h in want]
+        assert [h.score for h in got] == [h.score for h in want]
 
 
 # ---------------------------------------------------------------------------------------------
