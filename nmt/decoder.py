@@ -17,6 +17,7 @@ from torch import nn
 from nmt.attention import Attention, Memory
 from nmt.encoder import RNN_TYPES
 from nmt.loss import LossOutput, output_loss
+from nmt.stepped_lstm import SteppedLSTM
 
 
 @dataclass
@@ -87,8 +88,9 @@ class AttentionDecoder(nn.Module):
             att_vecs, _, weights = self._advance(emb, state, memory)
             return att_vecs, weights
         outputs, all_weights = [], []
+        stepped = self._stepped_lstm(emb)
         for step_emb in emb.unbind(1):  # unbind, not slicing: its backward is one stack, not T zero-filled copies
-            att_vec, state, weights = self._advance(step_emb.unsqueeze(1), state, memory)
+            att_vec, state, weights = self._advance(step_emb.unsqueeze(1), state, memory, stepped)
             outputs.append(att_vec)
             all_weights.append(weights)
         return torch.cat(outputs, dim=1), torch.cat(all_weights, dim=1)
@@ -98,21 +100,39 @@ class AttentionDecoder(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         outputs, all_weights = [], []
         prev = tgt_in[:, 0]
+        stepped = self._stepped_lstm(memory.states)
         for t in range(tgt_in.size(1)):
             if t > 0:
                 use_gold = torch.rand(prev.shape, device=prev.device) < ratio
                 prev = torch.where(use_gold, tgt_in[:, t], self.logits(outputs[-1]).squeeze(1).argmax(-1))
-            att_vec, state, weights = self._advance(self.embed(prev.unsqueeze(1)), state, memory)
+            att_vec, state, weights = self._advance(self.embed(prev.unsqueeze(1)), state, memory, stepped)
             outputs.append(att_vec)
             all_weights.append(weights)
         return torch.cat(outputs, dim=1), torch.cat(all_weights, dim=1)
 
-    def _advance(self, emb: torch.Tensor, state: DecoderState, memory: Memory) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
+    def _stepped_lstm(self, like: torch.Tensor) -> SteppedLSTM | None:
+        """The hand-stepped LSTM (nmt.stepped_lstm) when training on CPU, else None: nn.LSTM per step.
+
+        On CUDA the per-step cuDNN call stays: the stepped cell's dozen small kernels per layer
+        and step have not been measured against it there.
+        """
+        if not (self.training and torch.is_grad_enabled() and like.device.type == "cpu" and isinstance(self.rnn, nn.LSTM)):
+            return None
+        dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else torch.float32
+        return SteppedLSTM(self.rnn, dtype)
+
+    def _advance(
+        self, emb: torch.Tensor, state: DecoderState, memory: Memory, stepped: SteppedLSTM | None = None
+    ) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
         """emb [B, T, E] (T = 1 with input feeding) -> attentional vectors [B, T, H], state, weights [B, T, S]."""
         rnn_in = self.embedding_dropout(emb)
         if self.input_feeding:
             rnn_in = torch.cat([rnn_in, state.att_vec.unsqueeze(1).to(rnn_in.dtype)], dim=-1)  # [B, 1, E + H]
-        out, hidden = self.rnn(rnn_in, state.hidden)  # [B, T, H]
+        if stepped is None:
+            out, hidden = self.rnn(rnn_in, state.hidden)  # [B, T, H]
+        else:
+            top, hidden = stepped.step(rnn_in.squeeze(1), state.hidden)
+            out = top.unsqueeze(1)  # [B, 1, H]
         context, weights = self._attend(out, memory)  # [B, T, K], [B, T, S]
         att_vec = torch.tanh(self.combine(torch.cat([out, context], dim=-1)))  # [B, T, H]
         return att_vec, DecoderState(hidden=hidden, att_vec=att_vec[:, -1]), weights

@@ -272,3 +272,35 @@ def test_model_loss_gives_the_textbook_gradients(tied):
     expected.backward()
     for (name, got), (_, want) in zip(fused.named_parameters(), textbook.named_parameters()):
         torch.testing.assert_close(got.grad, want.grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize("attention", ["bahdanau", "luong-general"])
+def test_cpu_training_steps_the_lstm_by_hand_with_the_same_gradients(attention, monkeypatch):
+    # Training on CPU runs the decoder LSTM through nmt.stepped_lstm; nn.LSTM per step is the reference.
+    from nmt.decoder import AttentionDecoder
+
+    model = build(
+        model_config(
+            attention,
+            embedding_dropout=0.0,
+            encoder=EncoderConfig(hidden_size=6, num_layers=2, dropout=0.0),
+            decoder=DecoderConfig(hidden_size=12, num_layers=2, dropout=0.0, hidden_dropout=0.0),
+        )
+    ).train()
+    b = batch([0, 1, 2, 3])
+    params = list(model.parameters())
+
+    def gradients():
+        loss = model.loss(model(b.src, b.src_lens, b.tgt_in), b.tgt_out).loss
+        return loss.detach(), torch.autograd.grad(loss, params)
+
+    calls = []
+    original = AttentionDecoder._stepped_lstm
+    monkeypatch.setattr(AttentionDecoder, "_stepped_lstm", lambda self, like: calls.append(1) or original(self, like))
+    got_loss, got = gradients()
+    assert calls and original(model.decoder, b.src) is not None
+    monkeypatch.setattr(AttentionDecoder, "_stepped_lstm", lambda self, like: None)
+    want_loss, want = gradients()
+    torch.testing.assert_close(got_loss, want_loss, atol=1e-5, rtol=0)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-4)
