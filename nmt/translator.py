@@ -119,7 +119,9 @@ class Translator:
                 if hyp.attention is not None:  # batch padding -> this sentence's own source length
                     hyp.attention = hyp.attention[:, : len(ids) + 1]
             line_texts = [next(texts) for _ in line_hyps]
-            results.append(Translation(texts=line_texts, hypotheses=line_hyps, src_pieces=self.tokenizer.src.pieces(ids) + eos_piece))
+            results.append(
+                Translation(texts=line_texts, hypotheses=line_hyps, src_pieces=self.tokenizer.src.pieces(ids) + eos_piece)
+            )
         return results
 
     # no_grad, not inference_mode: autocast caches its bf16/fp16 copies of the weights only outside

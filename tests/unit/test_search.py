@@ -12,10 +12,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+import nmt.search
 from nmt.batching import collate, pad_source
 from nmt.config import AttentionConfig, DecodeConfig, DecoderConfig, EncoderConfig, ModelConfig
 from nmt.model import Seq2Seq
-import nmt.search
 from nmt.search import Hypothesis, beam_search, greedy_search, length_penalty, top_k_rows
 from nmt.tokenizer import Vocab
 from nmt.translator import Translator, _reorder
@@ -360,7 +360,7 @@ def test_top_k_rows_equals_topk(cols, k):
     x = torch.randn(37, cols, generator=torch.Generator().manual_seed(cols + k))
     x[3] = float("-inf")
     x[3, cols - 1] = 0.0  # a row that is -inf but for its last column (a capped beam row: eos only)
-    x[4, :cols // 2] += 10.0  # the best values bunched in a few blocks
+    x[4, : cols // 2] += 10.0  # the best values bunched in a few blocks
     values, columns = top_k_rows(x, k)
     expected = x.topk(k, dim=-1)
     assert torch.equal(values, expected.values)
