@@ -41,7 +41,7 @@ def top_k_rows(x: torch.Tensor, k: int, block: int = 64) -> tuple[torch.Tensor, 
     columns finds each row's k best blocks, which hold its k largest values (a value outside them
     is beaten by the k block maxima), and topk runs on those k x block values only.
     """
-    rows, cols = x.shape
+    cols = x.size(-1)
     full = cols // block * block
     if full < 4 * k * block:  # too narrow to pay for the extra passes
         return x.topk(k, dim=-1)
