@@ -6,8 +6,8 @@ batch of rows (a [4H, in] x 64 product: a third of the GEMM's peak speed) and au
 step gradients up one by one. Here a step does only the products that depend on it (the gates
 forward, the input gradient backward); the weight gradient of the whole sequence is one GEMM
 over all steps' rows, formed when backward reaches the first step, which it does last: each
-step's recurrent input comes from the step before. Same numbers as nn.LSTM (tests/unit/
-test_stepped_lstm.py); for one backward pass per forward (no retain_graph).
+step's recurrent input comes from the step before. Same numbers as nn.LSTM
+(tests/unit/test_stepped_lstm.py); for one backward pass per forward (no retain_graph).
 Shape legend: B batch, I layer input size, H hidden size, L layers.
 """
 
