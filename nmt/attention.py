@@ -65,7 +65,7 @@ class AdditiveAttention(Attention):
 
     def score(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         q = self.query_layer(query)  # [B, T, A]
-        hidden = torch.tanh(q.unsqueeze(2) + keys.unsqueeze(1))  # [B, T, S, A]
+        hidden = (q.unsqueeze(2) + keys.unsqueeze(1)).tanh_()  # [B, T, S, A]; in place: the sum is not kept
         return self.v(hidden).squeeze(-1)  # [B, T, S]
 
 

@@ -171,7 +171,8 @@ def beam_search(
 ) -> list[list[Hypothesis]]:
     """Beam search for B sentences at once; returns the `nbest` best hypotheses per sentence.
 
-    `state` holds B rows (one per sentence); it is expanded to B x K rows here. A sentence stops
+    `state` holds B rows (one per sentence); it grows to B x K rows after the first step (whose K
+    beams would all hold the same empty prefix, so it is computed once per sentence). A sentence stops
     when it has `nbest` finished hypotheses and no live beam can still outscore the worst of
     them (a live beam's score can only fall; the best it can reach is its current log-prob
     divided by the length penalty at the sentence's length cap).
@@ -179,7 +180,6 @@ def beam_search(
     k = beam_size
     batch = max_lens.size(0)
     device = max_lens.device
-    state = reorder_fn(state, torch.arange(batch, device=device).repeat_interleave(k))
     scores = torch.full((batch, k), NEG_INF, device=device)
     scores[:, 0] = 0.0  # all beams start identical: only one may expand at step 0
     beams = _Beams(
@@ -192,22 +192,28 @@ def beam_search(
     kept = torch.full((batch, nbest), NEG_INF, device=device)  # [B, nbest] best finished scores, sorted
     lp_at_cap = ((5.0 + max_lens.float()) / 6.0) ** alpha  # [B] length penalty at each cap
     shortest = int(max_lens.min())
-    prev = torch.full((batch * k,), bos, dtype=torch.long, device=device)
+    prev = torch.full((batch,), bos, dtype=torch.long, device=device)
     step = 0
     while beams.sents.numel():
         log_probs, state, attn = step_fn(prev, state)
-        row_caps = max_lens[beams.sents].repeat_interleave(k)
+        group = 1 if step == 0 else k  # rows per sentence in `state`
+        row_caps = max_lens[beams.sents].repeat_interleave(group)
         log_probs = _mask_log_probs(log_probs.float(), step, row_caps, shortest, eos, min_len, forbid)
         step_attn = attn if return_attention else None
+        if group < k:  # the K beams of step 0 share their row; beams 2..K score -inf, so only beam 1 expands
+            log_probs = log_probs.repeat_interleave(k, dim=0)
+            step_attn = None if step_attn is None else step_attn.repeat_interleave(k, dim=0)
         old = beams
         beams, rows, prev, finals = _expand(old, log_probs, step_attn, eos, k)
         _collect_finished(old, finals, step_attn, finished, step, alpha)
-        live = _live_sentences(beams, finals, kept, lp_at_cap, length_penalty(step + 1, alpha))
+        capped = step + 1 >= max_lens[beams.sents]  # [B'] normally dead by now; NaN scores would never die
+        live = _live_sentences(beams, finals, kept, lp_at_cap, length_penalty(step + 1, alpha), capped)
+        state_rows = rows // (k // group)  # [B' * K] rows of `state`
         if live is None:
-            state = reorder_fn(state, rows)
+            state = reorder_fn(state, state_rows)
         else:
             keep_rows = (live.unsqueeze(1) * k + torch.arange(k, device=device)).view(-1)
-            state = reorder_fn(state, rows[keep_rows])
+            state = reorder_fn(state, state_rows[keep_rows])
             prev = prev[keep_rows]
             beams = _Beams(
                 sents=beams.sents[live],
@@ -292,13 +298,13 @@ def _collect_finished(
 
 
 def _live_sentences(
-    beams: _Beams, finals: _Finals, kept: torch.Tensor, lp_at_cap: torch.Tensor, penalty: float
+    beams: _Beams, finals: _Finals, kept: torch.Tensor, lp_at_cap: torch.Tensor, penalty: float, capped: torch.Tensor
 ) -> torch.Tensor | None:
     """Positions of the sentences still searching, or None when all are (vectorised over sentences).
 
-    Updates `kept` [B, nbest] with this step's finished scores. A sentence is done when its best
-    live beam is dead, or when it has nbest finished hypotheses and even that beam, at the
-    sentence's length cap, could not beat the worst of them.
+    Updates `kept` [B, nbest] with this step's finished scores. A sentence is done when it reached
+    its length cap (`capped` [B']), when its best live beam is dead, or when it has nbest finished
+    hypotheses and even that beam, at the sentence's length cap, could not beat the worst of them.
     """
     final_scores = finals.scores.masked_fill(~finals.is_final, NEG_INF) / penalty  # [B', 2K]
     merged = torch.cat([kept[beams.sents], final_scores], dim=1).topk(kept.size(1), dim=1).values  # [B', nbest]
@@ -306,7 +312,7 @@ def _live_sentences(
     best_live = beams.scores[:, 0]  # [B'] scores are sorted: column 0 is the best live beam
     worst_kept = merged[:, -1]
     bound = best_live / lp_at_cap[beams.sents]
-    done = (best_live == NEG_INF) | ((worst_kept > NEG_INF) & (bound <= worst_kept))  # [B']
+    done = capped | (best_live == NEG_INF) | ((worst_kept > NEG_INF) & (bound <= worst_kept))  # [B']
     if not bool(done.any()):
         return None
     return (~done).nonzero().squeeze(1)

@@ -198,7 +198,9 @@ def _reorder(state, rows: torch.Tensor, group: int):
     when that changes the set of sentences, not at every beam reordering.
     """
     dec_state, memory = state
-    before = dec_state.att_vec.size(0)  # rows before this selection
-    if group > 1 and rows.numel() == before:
-        return dec_state.select(rows), memory  # beams moved within their sentences
-    return dec_state.select(rows), memory.select(rows[::group] // (before // memory.states.size(0)))
+    sentences = memory.states.size(0)
+    if rows.numel() == group * sentences:
+        return dec_state.select(rows), memory  # no sentence left (the search never reorders sentences)
+    # Rows per sentence before this selection: 1, or `group` once a beam search has made its first step.
+    per_sentence = dec_state.att_vec.size(0) // sentences
+    return dec_state.select(rows), memory.select(rows[::group] // per_sentence)

@@ -429,6 +429,18 @@ def test_greedy_attention_history():
         check_attention(model, sent, hyp)
 
 
+@pytest.mark.parametrize("greedy", [False, True])
+def test_nan_scores_end_at_the_length_cap(greedy):
+    # A diverged model (or an fp16 overflow) gives NaN log-probs: no beam ever looks dead or
+    # beaten, but the search must still stop at the cap instead of running forever.
+    model = FakeModel(lambda sent, prefix: [math.nan] * V, V)
+    if greedy:
+        results = [[h] for h in run_greedy(model, [0, 1], [4, 6], BOS, EOS)]
+    else:
+        results = run_beam(model, [0, 1], [4, 6], BOS, EOS, k=3)
+    assert len(results) == 2 and model.calls <= 6
+
+
 def test_beam_attention_history_follows_reordering():
     model = FakeModel(random_table(V, 32, sharpness=1.0), V)
     results = run_beam(model, [0, 1, 2], [6, 4, 8], BOS, EOS, k=3, nbest=3, return_attention=True)
@@ -467,8 +479,18 @@ def sources(count: int, seed: int) -> list[list[int]]:
     return [torch.randint(4, 20, (int(n),), generator=gen).tolist() for n in torch.randint(1, 9, (count,), generator=gen)]
 
 
-def model_search(model: Seq2Seq, seqs: list[list[int]], k: int, nbest: int = 1, greedy: bool = False) -> list[list[Hypothesis]]:
+def model_search(
+    model: Seq2Seq,
+    seqs: list[list[int]],
+    k: int,
+    nbest: int = 1,
+    greedy: bool = False,
+    caps: list[int] | None = None,
+    rows_seen: list[int] | None = None,
+) -> list[list[Hypothesis]]:
     def step(prev, state):
+        if rows_seen is not None:
+            rows_seen.append(prev.numel())
         dec_state, memory = state
         logits, dec_state, attn = model.decoder.step(prev, dec_state, memory)
         return torch.log_softmax(logits.float(), -1), (dec_state, memory), attn
@@ -476,7 +498,7 @@ def model_search(model: Seq2Seq, seqs: list[list[int]], k: int, nbest: int = 1, 
     src, lens = pad_source(seqs, VOCAB.pad, VOCAB.eos)
     with torch.no_grad():
         memory, state = model.encode(src, lens)
-        caps = (1.5 * (lens - 1) + 5).long()
+        caps = (1.5 * (lens - 1) + 5).long() if caps is None else torch.tensor(caps)
         reorder = partial(_reorder, group=1 if greedy else k)
         if greedy:
             return [[h] for h in greedy_search(step, reorder, (state, memory), VOCAB.bos, VOCAB.eos, caps)]
@@ -499,6 +521,24 @@ def test_real_model_beam_one_equals_greedy(tiny_model):
     for (g,), (b,) in zip(model_search(tiny_model, seqs, 1, greedy=True), model_search(tiny_model, seqs, 1)):
         assert b.tokens == g.tokens
         assert b.log_prob == pytest.approx(g.log_prob, abs=1e-5)
+
+
+def test_real_model_first_beam_step_runs_one_row_per_sentence(tiny_model):
+    rows_seen: list[int] = []
+    model_search(tiny_model, sources(3, 4), 4, rows_seen=rows_seen)
+    assert rows_seen[0] == 3 and rows_seen[1] == 12
+
+
+def test_real_model_sentences_ending_at_step_0_leave_the_right_memory(tiny_model):
+    # Sentences 0 and 2 are capped at one piece, so they end at step 0 and 2 sentences x 2 beams
+    # = 4 rows go on: as many rows as step 0 had. Each live row must still attend to its own
+    # sentence: the results equal searching the two live sentences alone.
+    seqs = sources(4, 5)
+    together = model_search(tiny_model, seqs, 2, nbest=2, caps=[1, 6, 1, 6])
+    alone = model_search(tiny_model, [seqs[1], seqs[3]], 2, nbest=2, caps=[6, 6])
+    for got, want in zip([together[1], together[3]], alone):
+        assert [h.tokens for h in got] == [h.tokens for h in want]
+        assert [h.log_prob for h in got] == pytest.approx([h.log_prob for h in want], abs=1e-5)
 
 
 def test_real_model_log_prob_matches_teacher_forcing(tiny_model):
