@@ -66,7 +66,9 @@ def main() -> None:
     parser.add_argument("--src", required=True, help="source file (plain or .gz)")
     parser.add_argument("--ref", help="reference file, for BLEU")
     parser.add_argument("--beams", type=int, nargs="+", default=[5, 1])
-    parser.add_argument("--amp", nargs="+", default=["off"], choices=["off", "bf16", "fp16"], help="search precisions to time")
+    parser.add_argument(
+        "--amp", nargs="+", default=["off"], choices=["off", "bf16", "fp16", "int8"], help="search precisions to time"
+    )
     parser.add_argument("--max-tokens", type=int, help="source tokens per batch (default: the model config's)")
     parser.add_argument("--device", help="cpu or cuda (default: cuda if available)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")

@@ -121,7 +121,9 @@ def translate_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-len-b", type=int, help="output cap: a * source pieces + b")
     parser.add_argument("--no-unk", action="store_true", help="never output the unknown piece")
     parser.add_argument("--max-tokens", type=int, help="source tokens per batch")
-    parser.add_argument("--amp", choices=["off", "fp16", "bf16"], help="mixed-precision search: bf16 (CPU/GPU), fp16 (GPU)")
+    parser.add_argument(
+        "--amp", choices=["off", "fp16", "bf16", "int8"], help="search precision: bf16 (CPU/GPU), fp16 (GPU), int8 (CPU)"
+    )
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
     parser.add_argument("--alignments", help="write attention alignments here: 'src-tgt' piece index pairs per line")
     parser.add_argument("--attention-plots", metavar="DIR", help="save attention heatmaps (PNG) of the first sentences here")

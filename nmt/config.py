@@ -142,7 +142,8 @@ class DecodeConfig:
     min_len: int = 0  # output pieces before eos is allowed
     allow_unk: bool = True  # False forbids the unknown piece in outputs
     max_tokens: int = 8000  # padded source tokens per translation batch
-    amp: Literal["off", "fp16", "bf16"] = "off"  # search in mixed precision: bf16 (CPU or GPU) or fp16 (GPU); off = fp32
+    # search precision: bf16 (CPU or GPU), fp16 (GPU), int8 (CPU: int8 decoder products, the rest bf16); off = fp32
+    amp: Literal["off", "fp16", "bf16", "int8"] = "off"
 
 
 @dataclass(frozen=True)

@@ -119,7 +119,7 @@ class AttentionDecoder(nn.Module):
         if not (self.training and torch.is_grad_enabled() and like.device.type == "cpu" and isinstance(self.rnn, nn.LSTM)):
             return None
         dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else torch.float32
-        return SteppedLSTM(self.rnn, dtype)
+        return SteppedLSTM.taped(self.rnn, dtype)
 
     def _advance(
         self, emb: torch.Tensor, state: DecoderState, memory: Memory, stepped: SteppedLSTM | None = None

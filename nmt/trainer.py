@@ -29,6 +29,7 @@ from nmt.resume import check_ranks_agree, check_resume_config, check_resume_toke
 from nmt.tokenizer import Tokenizer, build_tokenizer
 from nmt.tracking import Tracker
 from nmt.train_stats import StatsWindow, train_line, train_scalars
+from nmt.translator import check_precision
 from nmt.validation import Validator, judge
 
 
@@ -68,6 +69,8 @@ class Trainer:
         """
         self.dist, self.device = init_distributed(self.config.train.device)
         try:
+            if self.config.data.valid:  # validation BLEU searches in decode.amp: fail now, not at the first validation
+                check_precision(self.config.decode.amp, self.device)
             if self.dist.is_main:
                 self._make_run_dir()
             self.dist.barrier()

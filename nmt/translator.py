@@ -20,10 +20,20 @@ import torch
 from nmt.batching import make_batches, pad_source
 from nmt.checkpoint import load_checkpoint, resolve_checkpoint
 from nmt.config import Config, DecodeConfig, config_from_dict, validate
+from nmt.decoder import AttentionDecoder
 from nmt.errors import CheckpointError, ConfigError
+from nmt.int8 import int8_decoder
 from nmt.model import Seq2Seq
 from nmt.search import Hypothesis, beam_search, greedy_search
 from nmt.tokenizer import Tokenizer
+
+
+def check_precision(amp: str, device: torch.device) -> None:
+    """Raise ConfigError if `device` cannot search in precision `amp` (decode.amp)."""
+    if amp == "fp16" and device.type != "cuda":
+        raise ConfigError(f"decode.amp (--amp) fp16 needs a CUDA device, this is {device}; use bf16, int8 or off")
+    if amp == "int8" and device.type != "cpu":
+        raise ConfigError(f"decode.amp (--amp) int8 is for CPUs, this is {device}; use fp16 or bf16 on a GPU")
 
 
 @dataclass
@@ -136,19 +146,28 @@ class Translator:
     ) -> list[list[Hypothesis]]:
         """Search every source id list (no bos/eos); an empty source gets no hypotheses."""
         budget = max(1, options.max_tokens // options.beam_size)
+        decoder = self._search_decoder(options)
         results: list[list[Hypothesis]] = [[] for _ in src_ids]
         todo = [i for i, ids in enumerate(src_ids) if ids]
         costs = [len(src_ids[i]) + 1 for i in todo]
         for batch in make_batches(costs, budget):
             indices = [todo[j] for j in batch]
-            found = self._search_batch([src_ids[i] for i in indices], options, return_attention)
+            found = self._search_batch(decoder, [src_ids[i] for i in indices], options, return_attention)
             for index, hyps in zip(indices, found):
                 results[index] = hyps
             if progress is not None:
                 progress(len(indices))
         return results
 
-    def _search_batch(self, seqs: list[list[int]], options: DecodeConfig, return_attention: bool) -> list[list[Hypothesis]]:
+    def _search_decoder(self, options: DecodeConfig) -> AttentionDecoder:
+        """The model's decoder, or for int8 search an int8 copy of it (made per call: during
+        training the weights change between validations)."""
+        check_precision(options.amp, self.device)
+        return int8_decoder(self.model.decoder) if options.amp == "int8" else self.model.decoder
+
+    def _search_batch(
+        self, decoder: AttentionDecoder, seqs: list[list[int]], options: DecodeConfig, return_attention: bool
+    ) -> list[list[Hypothesis]]:
         src_vocab, tgt_vocab = self.tokenizer.src.vocab, self.tokenizer.tgt.vocab
         src, src_lens = pad_source(seqs, src_vocab.pad, src_vocab.eos)  # [B, S], [B]
         with self._autocast(options):
@@ -163,11 +182,12 @@ class Translator:
             "return_attention": return_attention,
         }
         reorder = partial(_reorder, group=options.beam_size)
+        step = partial(_step, decoder)
         with self._autocast(options):
             if options.beam_size == 1:
-                return [[h] for h in greedy_search(self._step, reorder, (state, memory), **common)]
+                return [[h] for h in greedy_search(step, reorder, (state, memory), **common)]
             return beam_search(
-                self._step,
+                step,
                 reorder,
                 (state, memory),
                 beam_size=options.beam_size,
@@ -177,17 +197,18 @@ class Translator:
             )
 
     def _autocast(self, options: DecodeConfig):
-        """The search's precision: fp32, or autocast to bf16/fp16 (scores and softmax stay fp32)."""
+        """The search's precision: fp32, or autocast to bf16/fp16 (scores and softmax stay fp32);
+        int8 search runs what is not int8 in bf16."""
         if options.amp == "off":
             return nullcontext()
-        if options.amp == "fp16" and self.device.type != "cuda":
-            raise ConfigError(f"decode amp=fp16 needs a CUDA device (this is {self.device}); use bf16 or off")
+        check_precision(options.amp, self.device)
         return torch.autocast(device_type=self.device.type, dtype=torch.float16 if options.amp == "fp16" else torch.bfloat16)
 
-    def _step(self, prev: torch.Tensor, state):
-        dec_state, memory = state
-        logits, dec_state, attn = self.model.decoder.step(prev, dec_state, memory)  # [N, V], [N, S]
-        return torch.log_softmax(logits, dim=-1, dtype=torch.float32), (dec_state, memory), attn  # fp32 without a cast pass
+
+def _step(decoder: AttentionDecoder, prev: torch.Tensor, state):
+    dec_state, memory = state
+    logits, dec_state, attn = decoder.step(prev, dec_state, memory)  # [N, V], [N, S]
+    return torch.log_softmax(logits, dim=-1, dtype=torch.float32), (dec_state, memory), attn  # fp32 without a cast pass
 
 
 def _reorder(state, rows: torch.Tensor, group: int):

@@ -362,6 +362,11 @@ def translate_missing_input(ctx: Ctx) -> list[str]:
     return translate(ctx, "--input", "missing.txt", "--output", existing_output(ctx))
 
 
+def translate_fp16_on_cpu(ctx: Ctx) -> list[str]:
+    write(ctx, "in.txt", "apple river\n")
+    return translate(ctx, "--input", "in.txt", "--output", existing_output(ctx), "--device", "cpu", "--amp", "fp16")
+
+
 def translate_missing_gpu(ctx: Ctx) -> list[str]:
     write(ctx, "in.txt", "apple river\n")
     return translate(ctx, "--input", "in.txt", "--output", existing_output(ctx), "--device", "cuda:99")
@@ -440,6 +445,11 @@ CASES = [
         "config-max-tokens-below-max-len",
         train_on_corpus("train.max_tokens=10"),
         expect=("'train.max_tokens'", "at least data.max_len + 2 = 62"),
+    ),
+    Case(
+        "config-fp16-search-on-cpu",  # found at start-up, not at the first validation
+        train_on_corpus("decode.amp=fp16", "train.device=cpu", "data.valid.src=train.src", "data.valid.tgt=train.tgt"),
+        expect=("decode.amp", "fp16 needs a CUDA device, this is cpu", "use bf16, int8 or off"),
     ),
     Case(
         "override-unknown-key",
@@ -584,6 +594,11 @@ CASES = [
         "translate-nbest-above-beam",
         translate_nbest_above_beam,
         expect=("decode.nbest", "3 is more than decode.beam_size 2", "raise the beam or lower nbest"),
+    ),
+    Case(
+        "translate-fp16-on-cpu",
+        translate_fp16_on_cpu,
+        expect=("decode.amp (--amp) fp16 needs a CUDA device, this is cpu", "use bf16, int8 or off"),
     ),
     Case(
         "translate-missing-gpu",

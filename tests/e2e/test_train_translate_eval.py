@@ -151,7 +151,7 @@ def test_translate_keeps_one_line_per_input(trained_run, tmp_path):
     lines = ["apple river", "", "石 river κόσμος", " ".join(["stone"] * 200), "", "lamp green"]
     source = tmp_path / "mixed.src"
     source.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    for extra in ([], ["--beam", "1"]):
+    for extra in ([], ["--beam", "1"], ["--amp", "int8"]):
         result = _run("nmt-translate", "--model", str(trained_run["run_dir"]), "--input", str(source), *extra)
         assert result.returncode == 0, result.stderr.decode()
         out = result.stdout.decode("utf-8").split("\n")

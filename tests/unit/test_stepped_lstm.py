@@ -15,7 +15,7 @@ def run(rnn: nn.LSTM, feed: nn.Linear, emb: torch.Tensor, stepped: bool, dtype=t
     """Input feeding in miniature: step t reads [emb_t; tanh(feed(output_{t-1}))], so every step
     depends on the one before through its input as well as its state. Returns outputs [B, T, H]."""
     hidden = (torch.zeros(LAYERS, BATCH, HIDDEN), torch.zeros(LAYERS, BATCH, HIDDEN))
-    cell = SteppedLSTM(rnn, dtype) if stepped else None
+    cell = SteppedLSTM.taped(rnn, dtype) if stepped else None
     fed = torch.zeros(BATCH, HIDDEN)
     outputs = []
     for step_emb in emb.unbind(1):
@@ -66,9 +66,9 @@ def test_bf16_close_to_nn_lstm_under_autocast():
 def test_dropout_between_layers_only_in_training():
     rnn, feed, emb = setup()
     rnn.dropout = 0.5
-    cell = SteppedLSTM(rnn.eval(), torch.float32)
+    cell = SteppedLSTM.taped(rnn.eval(), torch.float32)
     x = torch.randn(BATCH, EMB + HIDDEN)
     zeros = (torch.zeros(LAYERS, BATCH, HIDDEN), torch.zeros(LAYERS, BATCH, HIDDEN))
     assert torch.equal(cell.step(x, zeros)[0], cell.step(x, zeros)[0])
-    cell = SteppedLSTM(rnn.train(), torch.float32)
+    cell = SteppedLSTM.taped(rnn.train(), torch.float32)
     assert not torch.equal(cell.step(x, zeros)[0], cell.step(x, zeros)[0])
