@@ -130,6 +130,22 @@ def test_scores_follow_their_formulas():
     torch.testing.assert_close(additive.score(q, additive.project_keys(states)), expected)
 
 
+def test_additive_score_gradients_equal_the_tanh_formula():
+    # The score is computed through a sigmoid (see AdditiveAttention); training must see the
+    # gradients of v^T tanh(W_q q + W_k k) itself.
+    torch.manual_seed(1)
+    additive = AdditiveAttention(KEY, KEY, 5)
+    q = torch.randn(2, 3, KEY, requires_grad=True)
+    states = torch.randn(2, 4, KEY, requires_grad=True)
+    weight = torch.randn(2, 3, 4)
+    params = [q, states, *additive.parameters()]
+    fast = torch.autograd.grad((additive.score(q, additive.project_keys(states)) * weight).sum(), params)
+    hidden = torch.tanh(additive.query_layer(q).unsqueeze(2) + additive.key_layer(states).unsqueeze(1))
+    plain = torch.autograd.grad((additive.v(hidden).squeeze(-1) * weight).sum(), params)
+    for got, want in zip(fast, plain):
+        torch.testing.assert_close(got, want)
+
+
 def test_memory_select(variant):
     attention = make(variant)
     _, states, mask = inputs(variant)
