@@ -13,8 +13,9 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, get_args, get_type_hints
 
+from nmt.config import DecodeConfig
 from nmt.errors import NmtError, TrainingError
 
 
@@ -122,7 +123,9 @@ def translate_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-unk", action="store_true", help="never output the unknown piece")
     parser.add_argument("--max-tokens", type=int, help="source tokens per batch")
     parser.add_argument(
-        "--amp", choices=["off", "fp16", "bf16", "int8"], help="search precision: bf16 (CPU/GPU), fp16 (GPU), int8 (CPU)"
+        "--amp",
+        choices=get_args(get_type_hints(DecodeConfig)["amp"]),
+        help="search precision: bf16 (CPU/GPU), fp16 (GPU), int8 (CPU)",
     )
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
     parser.add_argument("--alignments", help="write attention alignments here: 'src-tgt' piece index pairs per line")

@@ -77,15 +77,15 @@ class Int8LSTM(nn.Module):
         return out.unsqueeze(1), hidden
 
 
-def int8_decoder(decoder: AttentionDecoder, dtype: torch.dtype = torch.bfloat16) -> AttentionDecoder:
+def int8_decoder(decoder: AttentionDecoder) -> AttentionDecoder:
     """A copy of `decoder` for search whose per-step products are int8 (an LSTM's gates, the
-    attention query, the combine layer, the output layer); their outputs are `dtype`, except the
-    logits (fp32, read by the log-softmax). A GRU stays as it is."""
+    attention query, the combine layer, the output layer); their outputs are bf16 like the rest
+    of the search, except the logits (fp32, read by the log-softmax). A GRU stays as it is."""
     decoder = copy.deepcopy(decoder).eval()
     if isinstance(decoder.rnn, nn.LSTM):
         decoder.rnn = Int8LSTM(decoder.rnn)
     if isinstance(getattr(decoder.attention, "query_layer", None), nn.Linear):
-        decoder.attention.query_layer = Int8Linear.from_linear(decoder.attention.query_layer, dtype)
-    decoder.combine = Int8Linear.from_linear(decoder.combine, dtype)
+        decoder.attention.query_layer = Int8Linear.from_linear(decoder.attention.query_layer, torch.bfloat16)
+    decoder.combine = Int8Linear.from_linear(decoder.combine, torch.bfloat16)
     decoder.output = Int8Linear.from_linear(decoder.output, torch.float32)
     return decoder

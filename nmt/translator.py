@@ -161,7 +161,7 @@ class Translator:
 
     def _search_decoder(self, options: DecodeConfig) -> AttentionDecoder:
         """The model's decoder, or for int8 search an int8 copy of it (made per call: during
-        training the weights change between validations)."""
+        training the weights change between validations). Checks the precision once per search."""
         check_precision(options.amp, self.device)
         return int8_decoder(self.model.decoder) if options.amp == "int8" else self.model.decoder
 
@@ -201,7 +201,6 @@ class Translator:
         int8 search runs what is not int8 in bf16."""
         if options.amp == "off":
             return nullcontext()
-        check_precision(options.amp, self.device)
         return torch.autocast(device_type=self.device.type, dtype=torch.float16 if options.amp == "fp16" else torch.bfloat16)
 
 
