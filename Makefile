@@ -51,12 +51,12 @@ test-e2e: setup
 	$(BIN)/python -m pytest -q tests/e2e
 
 lint: setup
-	$(BIN)/ruff check nmt scripts tests
-	$(BIN)/ruff format --check nmt scripts tests
+	$(BIN)/ruff check nmt scripts tests benchmarks
+	$(BIN)/ruff format --check nmt scripts tests benchmarks
 
 format: setup
-	$(BIN)/ruff format nmt scripts tests
-	$(BIN)/ruff check --fix nmt scripts tests
+	$(BIN)/ruff format nmt scripts tests benchmarks
+	$(BIN)/ruff check --fix nmt scripts tests benchmarks
 
 clean:
 	rm -rf runs/tiny .pytest_cache .ruff_cache

@@ -1,5 +1,9 @@
 # Sourced by run_joey.sh, run_onmt.sh and run_nmt.sh (not run by itself).
 #
+# peers_train_run RUN: whether the driver trains. Normally yes, into an emptied RUN; with
+#   SKIP_TRAIN=1 no: RUN must hold the trained run of an earlier call with the same TAG, and the
+#   driver only translates with it (translate_rounds.sh times translation this way).
+#
 # peers_test_set: which test sentences the drivers translate and score.
 #   Default: all of test_2016_flickr (1000 sentences).
 #   TEST_LINES=N: only its first N sentences; SMOKE=1 means TEST_LINES=20 unless set.
@@ -26,4 +30,14 @@ peers_test_set() {
         TEST_REF="$d/test.en"
         TEST_WHAT="test_2016[:$n]"
     fi
+}
+
+peers_train_run() {
+    local run="$1"
+    if [ "${SKIP_TRAIN:-0}" = 1 ]; then
+        [ -d "$run" ] || { echo "SKIP_TRAIN=1 but $run does not exist: train it first (same TAG, without SKIP_TRAIN)" >&2; exit 1; }
+        return 1
+    fi
+    rm -rf "$run"
+    mkdir -p "$run"
 }

@@ -20,6 +20,7 @@ sacrebleu (bleu). Subcommands:
   summary --dir D [--mode TAG] [--toolkits joey onmt nmt]
                                          markdown table of one run tag, one row per toolkit
   table --dir D [--tag TAG] [--toolkits ...]   the same table (all three toolkits by default)
+  rounds --dir D [--tag TAG] [--toolkits ...]  translate_rounds.sh's table (rounds r1, r2, ... of D)
   table FILE.json ...                    one row per result file (every scalar field)
 """
 
@@ -637,6 +638,45 @@ def cmd_summary(args):
         print(f"\nBLEU signature: {sig}")
 
 
+def cmd_rounds(args):
+    """Markdown table of translate_rounds.sh: decode sentences/s per round (folders r1, r2, ...
+    of --dir), their median, and the speed relative to the first toolkit within each round."""
+    import statistics
+
+    rounds = sorted((n for n in os.listdir(args.dir) if re.fullmatch(r"r\d+", n)), key=lambda n: int(n[1:]))
+    ref = args.toolkits[0]
+    print(
+        f"| toolkit | beam | decode sents/s, rounds {', '.join(r[1:] for r in rounds)} | median "
+        f"| x {ref}, per round | median x {ref} | BLEU |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for beam in (5, 1):
+        speed = {
+            tk: [
+                _load(os.path.join(args.dir, r, f"{tk}_{args.tag}_test_beam{beam}.json")).get("sents_per_s_decode_only")
+                for r in rounds
+            ]
+            for tk in args.toolkits
+        }
+        for tk in args.toolkits:
+            mine = speed[tk]
+            ratios = [m / b if m and b else None for m, b in zip(mine, speed[ref])]
+            bleus = {_load(os.path.join(args.dir, r, f"{tk}_{args.tag}_test_beam{beam}.bleu.json")).get("bleu") for r in rounds}
+            done = [v for v in mine if v]
+            ok_ratios = [v for v in ratios if v]
+            cells = [
+                tk,
+                str(beam),
+                " / ".join(_fmt(v) for v in mine),
+                _fmt(statistics.median(done)) if done else "-",
+                " / ".join(_fmt(v, 2) for v in ratios),
+                _fmt(statistics.median(ok_ratios), 2) if ok_ratios else "-",
+                # one BLEU when every round translated the same (as it should)
+                " / ".join(_fmt(b, 2) for b in sorted(bleus, key=lambda b: (b is None, b))),
+            ]
+            print("| " + " | ".join(cells) + " |")
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd_name", required=True)
@@ -693,6 +733,11 @@ def main():
     p.add_argument("--mode", default="gpu")
     p.add_argument("--toolkits", nargs="+", default=list(TOOLKITS))
     p.set_defaults(func=cmd_summary)
+    p = sub.add_parser("rounds")
+    p.add_argument("--dir", required=True)
+    p.add_argument("--tag", default="cpu")
+    p.add_argument("--toolkits", nargs="+", default=["onmt", "nmt"])
+    p.set_defaults(func=cmd_rounds)
     p = sub.add_parser("table")
     p.add_argument("files", nargs="*")
     p.add_argument("--dir", help="summary table of the results in this folder (see summary)")

@@ -15,6 +15,7 @@
 # Env: PEERS_ENV ($HOME/.cache/nmt-peers/env) PEERS_DATA ($HOME/.cache/nmt-peers/data)
 #      RESULTS ($PEERS_DATA/results) STEPS (500) WARMUP (20) TAG (cpu) names the run
 #      SMOKE=1 / TEST_LINES=N: translate only the first 20 / N test sentences (common.sh)
+#      SKIP_TRAIN=1: translate with the run of an earlier call (same TAG)
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=common.sh
@@ -42,7 +43,6 @@ SPM_PY="$PEERS_ENV/spm/bin/python"
 mkdir -p "$RESULTS"
 peers_test_set
 RUN="$PEERS_DATA/runs/joey_${TAG}"
-rm -rf "$RUN"; mkdir -p "$RUN"
 CFG="$RESULTS/joey_${TAG}_train.yaml"
 "$PY" "$PB" override "$HERE/joey_m1.yaml" "$CFG" \
     name=joey_${TAG} model_dir="$RUN/model" \
@@ -51,12 +51,14 @@ CFG="$RESULTS/joey_${TAG}_train.yaml"
     use_cuda=false fp16=false \
     training.updates="$STEPS" training.logging_freq=1 training.validation_freq=100000000
 
-# ---- training: throughput, time to first step, peak RSS -------------------
-"$PY" "$PB" run --json "$RESULTS/joey_${TAG}_train.run.json" --log "$RESULTS/joey_${TAG}_train.log" -- \
-    "$PY" -m joeynmt train "$CFG" --skip-test
-"$PY" "$PB" train-stats --toolkit joey --log "$RESULTS/joey_${TAG}_train.log" \
-    --run "$RESULTS/joey_${TAG}_train.run.json" --warmup "$WARMUP" --batch 64 \
-    --stats "$SP/stats.tsv" --out "$RESULTS/joey_${TAG}_train.json"
+if peers_train_run "$RUN"; then
+    # ---- training: throughput, time to first step, peak RSS -------------------
+    "$PY" "$PB" run --json "$RESULTS/joey_${TAG}_train.run.json" --log "$RESULTS/joey_${TAG}_train.log" -- \
+        "$PY" -m joeynmt train "$CFG" --skip-test
+    "$PY" "$PB" train-stats --toolkit joey --log "$RESULTS/joey_${TAG}_train.log" \
+        --run "$RESULTS/joey_${TAG}_train.run.json" --warmup "$WARMUP" --batch 64 \
+        --stats "$SP/stats.tsv" --out "$RESULTS/joey_${TAG}_train.json"
+fi
 
 # ---- translation of test_2016 (1000 sentences; see SMOKE): beam 5 and greedy
 CKPT="$RUN/model/latest.ckpt"

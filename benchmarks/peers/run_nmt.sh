@@ -22,7 +22,7 @@
 #      NMT_EXTRA ("")  extra key=value overrides for nmt-train, e.g. "train.amp=bf16"
 #      NMT_TRANSLATE_EXTRA ("")  extra nmt-translate options, e.g. "--max-tokens 2000"
 #      NMT_PY (see 1.)  SMOKE=1 / TEST_LINES=N: translate only the first 20 / N test sentences
-#      SKIP_TRANSLATE=1: train only
+#      SKIP_TRANSLATE=1: train only; SKIP_TRAIN=1: translate with the run of an earlier call (same TAG)
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
@@ -66,25 +66,24 @@ SPM_PY="$PEERS_ENV/spm/bin/python"
 mkdir -p "$RESULTS"
 peers_test_set
 RUN="$PEERS_DATA/runs/nmt_$TAG"
-rm -rf "$RUN"
-mkdir -p "$(dirname "$RUN")"
-
-# ---- training: throughput, time to first step, peak RSS -------------------
-# shellcheck disable=SC2086
-"$NMT_PY" "$PB" run --json "$RESULTS/nmt_${TAG}_train.run.json" --log "$RESULTS/nmt_${TAG}_train.log" -- \
-    "$NMT_PY" -c "import sys; from nmt.cli import train_main; sys.exit(train_main())" \
-    --config "$HERE/nmt_m1.yaml" \
-    run_dir="$RUN" tokenizer.model_file="$SP/spm.bpe8000.model" \
-    data.train.src="$RAW/train.de" data.train.tgt="$RAW/train.en" data.valid=null \
-    data.test.src="$RAW/test_2016_flickr.de" data.test.tgt="$RAW/test_2016_flickr.en" \
-    train.device=cpu train.max_steps="$STEPS" train.max_sentences=64 train.max_tokens=100000 \
-    train.early_stopping_patience=0 train.log_every_steps="$LOG_EVERY" train.eval_every_steps=100000000 \
-    ${NMT_EXTRA:-}
-cp "$RUN/config.yaml" "$RESULTS/nmt_${TAG}_train.yaml"
-# train.log (the trainer's own log file) holds the same lines as the console log
-"$NMT_PY" "$PB" train-stats --toolkit nmt --log "$RUN/train.log" \
-    --run "$RESULTS/nmt_${TAG}_train.run.json" --warmup "$WARMUP" --batch 64 \
-    --stats "$SP/stats.tsv" --out "$RESULTS/nmt_${TAG}_train.json"
+if peers_train_run "$RUN"; then
+    # ---- training: throughput, time to first step, peak RSS -------------------
+    # shellcheck disable=SC2086
+    "$NMT_PY" "$PB" run --json "$RESULTS/nmt_${TAG}_train.run.json" --log "$RESULTS/nmt_${TAG}_train.log" -- \
+        "$NMT_PY" -c "import sys; from nmt.cli import train_main; sys.exit(train_main())" \
+        --config "$HERE/nmt_m1.yaml" \
+        run_dir="$RUN" tokenizer.model_file="$SP/spm.bpe8000.model" \
+        data.train.src="$RAW/train.de" data.train.tgt="$RAW/train.en" data.valid=null \
+        data.test.src="$RAW/test_2016_flickr.de" data.test.tgt="$RAW/test_2016_flickr.en" \
+        train.device=cpu train.max_steps="$STEPS" train.max_sentences=64 train.max_tokens=100000 \
+        train.early_stopping_patience=0 train.log_every_steps="$LOG_EVERY" train.eval_every_steps=100000000 \
+        ${NMT_EXTRA:-}
+    cp "$RUN/config.yaml" "$RESULTS/nmt_${TAG}_train.yaml"
+    # train.log (the trainer's own log file) holds the same lines as the console log
+    "$NMT_PY" "$PB" train-stats --toolkit nmt --log "$RUN/train.log" \
+        --run "$RESULTS/nmt_${TAG}_train.run.json" --warmup "$WARMUP" --batch 64 \
+        --stats "$SP/stats.tsv" --out "$RESULTS/nmt_${TAG}_train.json"
+fi
 
 [ "${SKIP_TRANSLATE:-0}" = 1 ] && exit 0
 # ---- translation of test_2016 (1000 sentences; see SMOKE): beam 5 and greedy

@@ -23,7 +23,7 @@
 #      ONMT_EXTRA ("")  extra key=value overrides of onmt_m1.yaml, e.g.
 #                       "num_workers=0 bucket_size=32768"; TAG (cpu) names the run
 #      SMOKE=1 / TEST_LINES=N: translate only the first 20 / N test sentences (common.sh)
-#      SKIP_TRANSLATE=1: train only
+#      SKIP_TRANSLATE=1: train only; SKIP_TRAIN=1: translate with the run of an earlier call (same TAG)
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=common.sh
@@ -53,7 +53,6 @@ SPM_PY="$PEERS_ENV/spm/bin/python"
 mkdir -p "$RESULTS"
 peers_test_set
 RUN="$PEERS_DATA/runs/onmt_$TAG"
-rm -rf "$RUN"; mkdir -p "$RUN"
 CFG="$RESULTS/onmt_${TAG}_train.yaml"
 # shellcheck disable=SC2086
 "$PY" "$PB" override "$HERE/onmt_m1.yaml" "$CFG" \
@@ -64,12 +63,14 @@ CFG="$RESULTS/onmt_${TAG}_train.yaml"
     train_steps="$STEPS" save_checkpoint_steps="$STEPS" report_every=1 \
     valid_steps=100000000 model_dtype=fp32 ${ONMT_EXTRA:-}
 
-# ---- training: throughput, time to first step, peak RSS -------------------
-"$PY" "$PB" run --json "$RESULTS/onmt_${TAG}_train.run.json" --log "$RESULTS/onmt_${TAG}_train.log" -- \
-    "$VENV/bin/onmt_train" -config "$CFG"
-"$PY" "$PB" train-stats --toolkit onmt --log "$RESULTS/onmt_${TAG}_train.log" \
-    --run "$RESULTS/onmt_${TAG}_train.run.json" --warmup "$WARMUP" --batch 64 \
-    --stats "$SP/stats.tsv" --out "$RESULTS/onmt_${TAG}_train.json"
+if peers_train_run "$RUN"; then
+    # ---- training: throughput, time to first step, peak RSS -------------------
+    "$PY" "$PB" run --json "$RESULTS/onmt_${TAG}_train.run.json" --log "$RESULTS/onmt_${TAG}_train.log" -- \
+        "$VENV/bin/onmt_train" -config "$CFG"
+    "$PY" "$PB" train-stats --toolkit onmt --log "$RESULTS/onmt_${TAG}_train.log" \
+        --run "$RESULTS/onmt_${TAG}_train.run.json" --warmup "$WARMUP" --batch 64 \
+        --stats "$SP/stats.tsv" --out "$RESULTS/onmt_${TAG}_train.json"
+fi
 
 [ "${SKIP_TRANSLATE:-0}" = 1 ] && exit 0
 # ---- translation of test_2016 (1000 sentences; see SMOKE): beam 5 and greedy
