@@ -114,6 +114,10 @@ class TrainConfig:
     weight_decay: float = 0.0
     clip_grad_norm: float = 5.0  # 0 = off
     label_smoothing: float = 0.1
+    # the summed loss of an update divided by its target tokens (eos included), or by its
+    # sentences (OpenNMT-py normalization: sents, Joey NMT normalization: batch); per sentence the
+    # gradients are about tokens-per-sentence times larger, so clip_grad_norm binds more often
+    loss_normalization: Literal["tokens", "sentences"] = "tokens"
     teacher_forcing_ratio: float = 1.0
     schedule: Literal["constant", "inverse_sqrt", "plateau"] = "constant"
     warmup_steps: int = 0  # linear warm-up, for every schedule

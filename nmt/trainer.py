@@ -276,9 +276,9 @@ class Trainer:
         """One optimizer update over `group` (batches for all ranks and accumulation steps).
 
         Rank r takes its `accumulate_steps` batches of the group; the loss is normalised by the
-        target tokens of the whole group, so N ranks compute the same update as one process
-        accumulating N times as many batches. Returns None, leaving the parameters unchanged, when
-        the gradient is not finite (fp32/bf16).
+        target tokens (or sentences: train.loss_normalization) of the whole group, so N ranks
+        compute the same update as one process accumulating N times as many batches. Returns
+        None, leaving the parameters unchanged, when the gradient is not finite (fp32/bf16).
         """
         cfg = self.config.train
         self.net.train()
@@ -287,8 +287,11 @@ class Trainer:
         weight = 1.0
         if not mine:  # the epoch's last group is short: join the all-reduce with a zero-weight batch
             mine, weight = group[:1], 0.0
-        num_tokens = sum(len(self.train_data.tgt_ids[i]) + 1 for batch in group for i in batch)
-        scale = weight * self.dist.world_size / num_tokens  # DDP averages gradients over ranks
+        if cfg.loss_normalization == "tokens":
+            denominator = sum(len(self.train_data.tgt_ids[i]) + 1 for batch in group for i in batch)
+        else:
+            denominator = sum(len(batch) for batch in group)
+        scale = weight * self.dist.world_size / denominator  # DDP averages gradients over ranks
         batches = [corpus_batch(self.train_data, indices, self.tokenizer, self.device) for indices in mine]
         loss_sum = nll_sum = 0.0
         for number, batch in enumerate(batches, start=1):
