@@ -1,4 +1,6 @@
-# Sourced by run_joey.sh, run_onmt.sh and run_nmt.sh (not run by itself).
+# Sourced by run_joey.sh, run_onmt.sh, run_nmt.sh, run_all.sh and translate_rounds.sh (not run by itself).
+#
+# peers_machine_lines REPO: date, host, CPU, load and REPO's commit, for a run's env file.
 #
 # peers_train_run RUN: whether the driver trains. Normally yes, into an emptied RUN; with
 #   SKIP_TRAIN=1 no: RUN must hold the trained run of an earlier call with the same TAG, and the
@@ -40,4 +42,12 @@ peers_train_run() {
     fi
     rm -rf "$run"
     mkdir -p "$run"
+}
+
+peers_machine_lines() {
+    local repo="$1"
+    echo "date $(date -Is)"
+    echo "host $(uname -srm); $(nproc) cores; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+    echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "repo $(git -C "$repo" rev-parse --short HEAD 2>/dev/null)$(git -C "$repo" status --porcelain -- nmt 2>/dev/null | grep -q . && echo ' (nmt/ has uncommitted changes)')"
 }

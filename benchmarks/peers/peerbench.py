@@ -645,23 +645,21 @@ def cmd_rounds(args):
 
     rounds = sorted((n for n in os.listdir(args.dir) if re.fullmatch(r"r\d+", n)), key=lambda n: int(n[1:]))
     ref = args.toolkits[0]
+
+    def result(r, tk, beam, kind):  # kind: "json" (speed) or "bleu.json"
+        return _load(os.path.join(args.dir, r, f"{tk}_{args.tag}_test_beam{beam}.{kind}"))
+
     print(
         f"| toolkit | beam | decode sents/s, rounds {', '.join(r[1:] for r in rounds)} | median "
         f"| x {ref}, per round | median x {ref} | BLEU |"
     )
     print("|---|---|---|---|---|---|---|")
     for beam in (5, 1):
-        speed = {
-            tk: [
-                _load(os.path.join(args.dir, r, f"{tk}_{args.tag}_test_beam{beam}.json")).get("sents_per_s_decode_only")
-                for r in rounds
-            ]
-            for tk in args.toolkits
-        }
+        speed = {tk: [result(r, tk, beam, "json").get("sents_per_s_decode_only") for r in rounds] for tk in args.toolkits}
         for tk in args.toolkits:
             mine = speed[tk]
             ratios = [m / b if m and b else None for m, b in zip(mine, speed[ref])]
-            bleus = {_load(os.path.join(args.dir, r, f"{tk}_{args.tag}_test_beam{beam}.bleu.json")).get("bleu") for r in rounds}
+            bleus = {result(r, tk, beam, "bleu.json").get("bleu") for r in rounds}
             done = [v for v in mine if v]
             ok_ratios = [v for v in ratios if v]
             cells = [

@@ -21,6 +21,8 @@
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
+# shellcheck source=common.sh
+. "$HERE/common.sh"
 export PEERS_ENV="${PEERS_ENV:-$HOME/.cache/nmt-peers/env}"
 export PEERS_DATA="${PEERS_DATA:-$HOME/.cache/nmt-peers/data}"
 export RESULTS="${RESULTS:-$PEERS_DATA/results}"
@@ -31,10 +33,7 @@ mkdir -p "$RESULTS"
 bash "$HERE/prepare_data.sh" || { echo "prepare_data.sh failed"; exit 1; }
 
 {
-    echo "date $(date -Is)"
-    echo "host $(uname -srm); $(nproc) cores; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
-    echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "repo $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)$(git -C "$REPO" status --porcelain -- nmt 2>/dev/null | grep -q . && echo ' (nmt/ has uncommitted changes)')"
+    peers_machine_lines "$REPO"
     echo "STEPS=$STEPS WARMUP=$WARMUP TAG=$TAG SMOKE=${SMOKE:-0} TEST_LINES=${TEST_LINES:-} ONMT_EXTRA=${ONMT_EXTRA:-} NMT_EXTRA=${NMT_EXTRA:-}"
 } > "$RESULTS/env_$TAG.txt"
 

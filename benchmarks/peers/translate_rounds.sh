@@ -16,6 +16,8 @@
 #      TEST_LINES, NMT_TRANSLATE_EXTRA, ...); SKIP_TRAIN=1 is set for them
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=common.sh
+. "$HERE/common.sh"
 export PEERS_ENV="${PEERS_ENV:-$HOME/.cache/nmt-peers/env}"
 export PEERS_DATA="${PEERS_DATA:-$HOME/.cache/nmt-peers/data}"
 export TAG="${TAG:-cpu}" STEPS="${STEPS:-500}" SKIP_TRAIN=1
@@ -25,10 +27,8 @@ OUT="${OUT:-${RESULTS:-$PEERS_DATA/results}/rounds_$TAG}"
 rm -rf "$OUT"
 mkdir -p "$OUT"
 {
-    echo "date $(date -Is); $(nproc) cores; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
-    echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+    peers_machine_lines "$HERE/../.."
     echo "TAG=$TAG ROUNDS=$ROUNDS TOOLKITS=$TOOLKITS NMT_TRANSLATE_EXTRA=${NMT_TRANSLATE_EXTRA:-}"
-    echo "repo $(git -C "$HERE" rev-parse --short HEAD 2>/dev/null)$(git -C "$HERE" status --porcelain -- ../../nmt 2>/dev/null | grep -q . && echo ' (nmt/ has uncommitted changes)')"
 } > "$OUT/env.txt"
 
 failed=""
