@@ -233,6 +233,7 @@ run_nmt() {
     local d="$WORK/nmt" budget device=cpu amp=off nmt_pp="$REPO:$PYTHONPATH"
     rm -rf "$d"
     [ "$USE_CUDA" = 1 ] && { device=cuda; amp=fp16; }
+    # search in the training precision (fp16 on the GPU, like OpenNMT-py's -precision fp16)
     # the config is passed on the command line (nmt_m1.yaml + overrides, like run_nmt.sh); nmt
     # reads the raw text and applies the shared sentencepiece model itself. A SIGINT (budget)
     # makes nmt finish the current update, save checkpoints/last.pt and exit.
@@ -259,15 +260,15 @@ run_nmt() {
         if [ "$beam" = 1 ] && [ "$(remaining)" -lt $(( 40 + (n_left - 1) * (TRAIN_BUDGET_S / 2) )) ]; then
             echo "nmt: skipping greedy (time)"; continue
         fi
-        # search in fp32 (nmt-translate's default); output is detokenized text
+        # output is detokenized text
         PEERS_CUDA_MEM_OUT="$WORK/$name.cudamem.json" \
         "$PY" "$PB" run --json "$WORK/$name.run.json" --log "$WORK/$name.log" \
             --budget "$(cap 120 $(( (n_left - 1) * 150 )))" --grace 5 -- env PYTHONPATH="$nmt_pp" "$PY" -c \
             "import sys; from nmt.cli import translate_main; sys.exit(translate_main())" \
             --model "$d" --checkpoint last --input "$TEST_RAW_DE" \
             --output "$WORK/$name.detok" --beam "$beam" --length-penalty 0 --max-len-a 0 --max-len-b 100 \
-            --device "$device"
-        "$PY" "$PB" trans-stats --toolkit nmt --what "$TEST_WHAT beam=$beam batches of decode.max_tokens precision=fp32" \
+            --device "$device" --amp "$amp"
+        "$PY" "$PB" trans-stats --toolkit nmt --what "$TEST_WHAT beam=$beam batches of decode.max_tokens precision=${amp/off/fp32}" \
             --run "$WORK/$name.run.json" --hyp "$WORK/$name.detok" --spm "$SP/spm.bpe8000.model" \
             --toolkit-log "$WORK/$name.log" --out "$WORK/$name.json"
         "$PY" "$PB" bleu --hyp "$WORK/$name.detok" --ref "$REF" --out "$WORK/$name.bleu.json"
