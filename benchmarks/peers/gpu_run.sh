@@ -34,6 +34,7 @@
 #   CKPT_EVERY [500] (OpenNMT-py saves only every N steps; SIGINT loses the rest)
 #   PYTHON [python3]  SITE [/tmp/site]  WHL_DIR [<this folder>/whl]  DATA_DIR [<this folder>/data]
 #   NMT_EXTRA [""] extra key=value overrides for nmt's training (e.g. train.amp=bf16)
+#   NMT_TRANSLATE_EXTRA [""] extra nmt-translate options (e.g. --max-tokens 32000)
 #   Pipeline check (e.g. USE_CUDA=0 on a CPU machine): MAX_STEPS [0 = none] stops training after
 #   that many updates (and saves OpenNMT-py's checkpoint there); SMOKE=1 translates only the
 #   first 20 test sentences (TEST_LINES=N: the first N), see common.sh
@@ -261,14 +262,15 @@ run_nmt() {
             echo "nmt: skipping greedy (time)"; continue
         fi
         # output is detokenized text
+        # shellcheck disable=SC2086
         PEERS_CUDA_MEM_OUT="$WORK/$name.cudamem.json" \
         "$PY" "$PB" run --json "$WORK/$name.run.json" --log "$WORK/$name.log" \
             --budget "$(cap 120 $(( (n_left - 1) * 150 )))" --grace 5 -- env PYTHONPATH="$nmt_pp" "$PY" -c \
             "import sys; from nmt.cli import translate_main; sys.exit(translate_main())" \
             --model "$d" --checkpoint last --input "$TEST_RAW_DE" \
             --output "$WORK/$name.detok" --beam "$beam" --length-penalty 0 --max-len-a 0 --max-len-b 100 \
-            --device "$device" --amp "$amp"
-        "$PY" "$PB" trans-stats --toolkit nmt --what "$TEST_WHAT beam=$beam batches of decode.max_tokens precision=${amp/off/fp32}" \
+            --device "$device" --amp "$amp" ${NMT_TRANSLATE_EXTRA:-}
+        "$PY" "$PB" trans-stats --toolkit nmt --what "$TEST_WHAT beam=$beam batches of decode.max_tokens precision=${amp/off/fp32}${NMT_TRANSLATE_EXTRA:+ $NMT_TRANSLATE_EXTRA}" \
             --run "$WORK/$name.run.json" --hyp "$WORK/$name.detok" --spm "$SP/spm.bpe8000.model" \
             --toolkit-log "$WORK/$name.log" --out "$WORK/$name.json"
         "$PY" "$PB" bleu --hyp "$WORK/$name.detok" --ref "$REF" --out "$WORK/$name.bleu.json"
