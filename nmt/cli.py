@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import select
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn, get_args, get_type_hints
 
@@ -72,20 +73,40 @@ def _read_file(path: str, option: str) -> list[str]:
     return read_lines(path)
 
 
-def _read_input(path: str) -> list[str]:
-    """Lines of a file (plain or .gz) or of stdin ('-'), without line ends."""
-    if path != "-":
-        return _read_file(path, "--input")
-    data = sys.stdin.buffer.read()
+def _stdin_chunks(settle: float = 0.05) -> Iterator[list[str]]:
+    """Lines of stdin, in chunks as they arrive, without line ends.
+
+    A chunk is everything readable until the input pauses for `settle` seconds, so a file piped
+    in comes as a few large chunks (batched like a file) and a person typing, or a program
+    writing one line and waiting for its translation, gets each line back at once.
+    """
+    fd = sys.stdin.fileno()
+    pending, done, eof = b"", 0, False  # pending: an unfinished last line; done: lines yielded
+    while not eof:
+        parts = [pending]
+        select.select([fd], [], [])  # wait for the next input (or its end)
+        while True:
+            data = os.read(fd, 1 << 20)
+            if not data:
+                eof = True
+                break
+            parts.append(data)
+            if not select.select([fd], [], [], settle)[0]:
+                break
+        *complete, pending = b"".join(parts).split(b"\n")
+        if eof and pending:  # a last line without a line end
+            complete, pending = [*complete, pending], b""
+        lines = [_decode_stdin_line(raw, done + number) for number, raw in enumerate(complete, start=1)]
+        done += len(lines)
+        if lines:
+            yield lines
+
+
+def _decode_stdin_line(raw: bytes, number: int) -> str:
     try:
-        text = data.decode("utf-8")
+        return raw.decode("utf-8").removesuffix("\r")
     except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        raise NmtError(f"<stdin>:{line}: invalid UTF-8 (byte {err.start}); send UTF-8 text") from None
-    lines = text.split("\n")
-    if lines[-1] == "":  # the final line end closes the last line; it does not open a new one
-        lines.pop()
-    return [line.removesuffix("\r") for line in lines]
+        raise NmtError(f"<stdin>:{number}: invalid UTF-8 (byte {err.start} of the line); send UTF-8 text") from None
 
 
 def _write_output(path: str, lines: list[str]) -> None:
@@ -112,7 +133,9 @@ def translate_main(argv: list[str] | None = None) -> int:
     parser = _Parser(prog="nmt-translate", description="Translate raw text with a trained model.")
     parser.add_argument("--model", required=True, help="run directory or checkpoint file")
     parser.add_argument("--checkpoint", choices=["best", "last"], default="best", help="which checkpoint of a run directory")
-    parser.add_argument("--input", default="-", help="input file (UTF-8, one sentence per line, may be .gz); - = stdin")
+    parser.add_argument(
+        "--input", default="-", help="input file (UTF-8, one sentence per line, may be .gz); - = stdin, translated as it arrives"
+    )
     parser.add_argument("--output", default="-", help="output file; - = stdout")
     parser.add_argument("--beam", type=int, help="beam size, 1 = greedy (default: the model config's decode.beam_size)")
     parser.add_argument("--nbest", type=int, help="hypotheses per input line, written as TSV: line number, rank, score, text")
@@ -134,7 +157,8 @@ def translate_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> int:
-        lines = _read_input(args.input)
+        # a file is read before the model loads (a bad path fails at once); stdin is translated as it arrives
+        chunks = _stdin_chunks() if args.input == "-" else iter([_read_file(args.input, "--input")])
         from nmt.checkpoint import resolve_checkpoint
         from nmt.translator import Translator
 
@@ -153,18 +177,26 @@ def translate_main(argv: list[str] | None = None) -> int:
             "amp": args.amp,
         }
         options = translator.decode_config(**decode)
-        results = _translate_with_progress(translator, lines, bool(args.alignments or args.attention_plots), args.input, decode)
-        done = time.perf_counter()
-        _write_output(args.output, _format_translations(results, options.nbest))
+        attention = bool(args.alignments or args.attention_plots)
+        results, decode_s = [], 0.0
+        for lines in chunks:
+            began = time.perf_counter()
+            part = _translate_with_progress(translator, lines, attention, args.input, decode, len(results) + 1)
+            decode_s += time.perf_counter() - began
+            if args.output == "-":  # each chunk as soon as it is done; a file is written once, atomically
+                _write_output("-", _format_translations(part, options.nbest, len(results) + 1))
+            results += part
+        if args.output != "-":
+            _write_output(args.output, _format_translations(results, options.nbest))
         if args.alignments:
             _write_output(args.alignments, [_alignment_line(r) for r in results])
         if args.attention_plots:
             _save_plots(Path(args.attention_plots), results[: args.plot_first], translator)
         pieces = sum(len(r.hypotheses[0].tokens) + 1 for r in results if r.hypotheses)
-        decode_s = max(done - loaded, 1e-9)
+        decode_s = max(decode_s, 1e-9)
         print(
-            f"nmt-translate: {len(lines)} sentences, {pieces} output tokens; load {loaded - start:.2f} s, "
-            f"decode {decode_s:.2f} s: {len(lines) / decode_s:.1f} sentences/s, {pieces / decode_s:.0f} tokens/s",
+            f"nmt-translate: {len(results)} sentences, {pieces} output tokens; load {loaded - start:.2f} s, "
+            f"decode {decode_s:.2f} s: {len(results) / decode_s:.1f} sentences/s, {pieces / decode_s:.0f} tokens/s",
             file=sys.stderr,
         )
         return 0
@@ -172,20 +204,22 @@ def translate_main(argv: list[str] | None = None) -> int:
     return _run("nmt-translate", body)
 
 
-def _translate_with_progress(translator, lines: list[str], attention: bool, path: str, decode: dict):
+def _translate_with_progress(translator, lines: list[str], attention: bool, path: str, decode: dict, first_line: int):
     from tqdm import tqdm
 
     source = "<stdin>" if path == "-" else path
     with tqdm(total=len(lines), unit="sent", disable=path == "-" or None, file=sys.stderr) as bar:
-        return translator.translate_detailed(lines, return_attention=attention, progress=bar.update, source=source, **decode)
+        return translator.translate_detailed(
+            lines, return_attention=attention, progress=bar.update, source=source, first_line=first_line, **decode
+        )
 
 
-def _format_translations(results, nbest: int) -> list[str]:
+def _format_translations(results, nbest: int, first_line: int = 1) -> list[str]:
     """One line per input (nbest 1), or `nbest` TSV rows per input: line, rank, score, text."""
     if nbest == 1:
         return [r.text for r in results]
     rows = []
-    for number, result in enumerate(results, start=1):
+    for number, result in enumerate(results, start=first_line):
         if not result.hypotheses:  # an empty input line still gets its row
             rows.append(f"{number}\t1\t0.0000\t")
         for rank, (text, hyp) in enumerate(zip(result.texts, result.hypotheses), start=1):

@@ -101,24 +101,25 @@ class Translator:
         warn: Callable[[str], None] | None = None,
         progress: Callable[[int], None] | None = None,
         source: str = "input",
+        first_line: int = 1,
         **decode: Any,
     ) -> list[Translation]:
         """Translate with n-best lists, scores and (optionally) attention; one result per line.
 
         A line longer than `data.max_len` pieces is truncated (with a warning naming `source` and
-        the line), not dropped.
+        the line, `lines[0]` being line `first_line` of it), not dropped.
         """
         options = self.decode_config(**decode)
         warn = warn or (lambda message: print(message, file=sys.stderr))
         src_ids = self.tokenizer.src.encode(lines)
         limit = self.config.data.max_len
-        for number, ids in enumerate(src_ids, start=1):
+        for number, ids in enumerate(src_ids, start=first_line):
             if len(ids) > limit:
                 warn(
                     f"warning: {source}:{number}: {len(ids)} pieces, more than the model's data.max_len; "
                     f"translating its first {limit}"
                 )
-                src_ids[number - 1] = ids[:limit]
+                src_ids[number - first_line] = ids[:limit]
         hyps = self.search_ids(src_ids, options, return_attention, progress)
         # One decode call for all lines: per line, sentencepiece's batch set-up cost more than the decoding.
         texts = iter(self.tokenizer.tgt.decode([h.tokens for line_hyps in hyps for h in line_hyps]))

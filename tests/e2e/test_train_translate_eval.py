@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -185,6 +186,41 @@ def test_translate_stdin_nbest_and_alignments(trained_run, tmp_path):
     assert len(alignment) == 2 and alignment[1] == ""
     assert all(len(pair.split("-")) == 2 for pair in alignment[0].split())
     assert (tmp_path / "plots" / "attention_0001.png").stat().st_size > 1000
+
+
+def test_translate_streams_stdin(trained_run):
+    """Each line on stdin is translated while the input is still open; n-best line numbers run on."""
+    process = subprocess.Popen(
+        [str(BIN / "nmt-translate"), "--model", str(trained_run["run_dir"]), "--beam", "3", "--nbest", "2"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        bufsize=0,  # unbuffered pipes: select sees every byte not yet read
+    )
+    try:
+        rows = []
+        for number, line in enumerate([b"apple river stone\n", b"lamp green\n"], start=1):
+            process.stdin.write(line)
+            process.stdin.flush()
+            rows += [_read_row(process) for _ in range(2)]
+            assert process.poll() is None  # still reading stdin
+            assert [r[:2] for r in rows[-2:]] == [[str(number), "1"], [str(number), "2"]]
+        process.stdin.write(b"stone apple")  # a last line without a line end
+        process.stdin.close()
+        rows += [row.split("\t") for row in process.stdout.read().decode().splitlines()]
+        assert process.wait(timeout=60) == 0, process.stderr.read().decode()
+    finally:
+        process.kill()
+    assert [r[3] for r in rows[::2]] == ["stone river apple", "green lamp", "apple stone"]
+    assert [r[0] for r in rows] == ["1", "1", "2", "2", "3", "3"]
+    assert "3 sentences" in process.stderr.read().decode()
+
+
+def _read_row(process: subprocess.Popen, timeout: float = 120) -> list[str]:
+    """One TSV row of `process`'s stdout, failing (not hanging) if none comes within `timeout` s."""
+    if not select.select([process.stdout], [], [], timeout)[0]:
+        pytest.fail("nmt-translate wrote nothing while its input stayed open")
+    return process.stdout.readline().decode().rstrip("\n").split("\t")
 
 
 def test_eval_rejects_mismatched_line_counts(trained_run, tmp_path):
