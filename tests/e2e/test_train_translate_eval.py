@@ -216,6 +216,28 @@ def test_translate_streams_stdin(trained_run):
     assert "3 sentences" in process.stderr.read().decode()
 
 
+def test_translate_stops_quietly_when_the_reader_leaves(trained_run):
+    """`nmt-translate | head -1`: once the pipe's reader is gone, no traceback, the shell's SIGPIPE code."""
+    process = subprocess.Popen(
+        [str(BIN / "nmt-translate"), "--model", str(trained_run["run_dir"]), "--beam", "1"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        bufsize=0,
+    )
+    try:
+        process.stdin.write(b"apple river\n")
+        assert _read_row(process) == ["river apple"]
+        process.stdout.close()  # the reader leaves
+        process.stdin.write(b"lamp green\n")
+        process.stdin.close()
+        assert process.wait(timeout=60) == 141
+    finally:
+        process.kill()
+    err = process.stderr.read().decode()
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
 def _read_row(process: subprocess.Popen, timeout: float = 120) -> list[str]:
     """One TSV row of `process`'s stdout, failing (not hanging) if none comes within `timeout` s."""
     if not select.select([process.stdout], [], [], timeout)[0]:
