@@ -88,6 +88,7 @@ remaining() { echo $(( TOTAL_BUDGET_S - ($(date +%s) - T0) )); }
     "$WHL_DIR"/*.whl > "$WORK/pip_install.log" 2>&1 \
     || { echo "WARNING: pip install failed:"; tail -n 20 "$WORK/pip_install.log"; }
 export PYTHONPATH="$SITE:$PEERS/gpu_hooks${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONSAFEPATH=1  # `python -c` must not import an nmt/ from the current directory before $REPO's
 # torch>=2.6 loads checkpoints with weights_only=True; OpenNMT-py 3.5.1 checkpoints
 # hold an argparse.Namespace, so allow the full unpickler (our own files only).
 export TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1

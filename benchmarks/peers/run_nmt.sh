@@ -54,6 +54,8 @@ if [ -z "${NMT_PY:-}" ]; then
 fi
 # The working tree's code, whether or not the package is installed in NMT_PY.
 export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
+# ... and not an nmt/ in the current directory, which `python -c` would put first (Python >= 3.11)
+export PYTHONSAFEPATH=1
 nmt_cli() {  # nmt_cli train|translate|eval ARGS...: the console scripts, without needing them installed
     local entry="$1"
     shift
