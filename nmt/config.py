@@ -83,6 +83,7 @@ class DecoderConfig:
     dropout: float = 0.3
     input_feeding: bool = True
     bridge: Literal["linear", "zero"] = "linear"
+    combine: Literal["tanh", "linear"] = "tanh"  # attentional vector: tanh(W [h; ctx]) | W [h; ctx] + b
     hidden_dropout: float = 0.3  # on the attentional vector before the output layer
 
 

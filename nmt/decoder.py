@@ -1,8 +1,9 @@
 """Recurrent decoder with attention and input feeding (Luong et al. 2015, Sec. 3.3).
 
 One step: the RNN reads [embedding of the previous token; previous attentional vector], its
-top state queries the attention, and the attentional vector tanh(W_c [h_t; ctx]) feeds the
-output layer and the next step. The attention score (additive or multiplicative) is pluggable.
+top state queries the attention, and the attentional vector tanh(W_c [h_t; ctx]) (or, with
+`combine="linear"`, W_c [h_t; ctx] + b as in OpenNMT-py's additive attention) feeds the output
+layer and the next step. The attention score (additive or multiplicative) is pluggable.
 Shape legend: B batch, T target length, S source length, E embedding, H decoder hidden,
 K encoder state size, L layers, V target vocabulary.
 """
@@ -49,6 +50,7 @@ class AttentionDecoder(nn.Module):
         key_size: int,
         rnn_type: str = "lstm",
         input_feeding: bool = True,
+        combine: str = "tanh",
         embedding_dropout: float = 0.0,
         hidden_dropout: float = 0.0,
     ) -> None:
@@ -61,7 +63,8 @@ class AttentionDecoder(nn.Module):
             rnn_input, hidden_size, num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0
         )
         self.attention = attention
-        self.combine = nn.Linear(hidden_size + key_size, hidden_size, bias=False)
+        self.combine = nn.Linear(hidden_size + key_size, hidden_size, bias=combine == "linear")
+        self.combine_tanh = combine == "tanh"
         self.hidden_dropout = nn.Dropout(hidden_dropout)
         self.output = nn.Linear(hidden_size, vocab_size)
         self.hidden_size = hidden_size
@@ -134,7 +137,9 @@ class AttentionDecoder(nn.Module):
             top, hidden = stepped.step(rnn_in.squeeze(1), state.hidden)
             out = top.unsqueeze(1)  # [B, 1, H]
         context, weights = self._attend(out, memory)  # [B, T, K], [B, T, S]
-        att_vec = torch.tanh(self.combine(torch.cat([out, context], dim=-1)))  # [B, T, H]
+        att_vec = self.combine(torch.cat([out, context], dim=-1))  # [B, T, H]
+        if self.combine_tanh:
+            att_vec = torch.tanh(att_vec)
         return att_vec, DecoderState(hidden=hidden, att_vec=att_vec[:, -1]), weights
 
     def _attend(self, out: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, torch.Tensor]:

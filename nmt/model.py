@@ -61,6 +61,7 @@ class Seq2Seq(nn.Module):
             key_size=key_size,
             rnn_type=dec_cfg.rnn_type,
             input_feeding=dec_cfg.input_feeding,
+            combine=dec_cfg.combine,
             embedding_dropout=cfg.embedding_dropout,
             hidden_dropout=dec_cfg.hidden_dropout,
         )

@@ -39,6 +39,10 @@ def build(cfg: ModelConfig, seed: int = 0) -> Seq2Seq:
     return Seq2Seq(cfg, VOCAB, VOCAB).eval()
 
 
+def with_decoder(cfg: ModelConfig, **changes) -> ModelConfig:
+    return ModelConfig(**{**cfg.__dict__, "decoder": DecoderConfig(**{**cfg.decoder.__dict__, **changes})})
+
+
 SRC = [[5, 6, 7], [8, 9, 10, 11, 12, 13, 14], [15], [4, 16, 17, 18, 19]]
 TGT = [[6, 7], [9, 10, 11, 12, 13, 14], [4, 5, 6, 7], [19]]
 
@@ -230,9 +234,7 @@ def test_uniform_init_respects_scale():
 
 @pytest.mark.parametrize("rnn_type", ["lstm", "gru"])
 def test_zero_bridge_starts_from_zeros(rnn_type):
-    cfg = model_config(rnn_type=rnn_type)
-    cfg = ModelConfig(**{**cfg.__dict__, "decoder": DecoderConfig(**{**cfg.decoder.__dict__, "bridge": "zero"})})
-    model = build(cfg)
+    model = build(with_decoder(model_config(rnn_type=rnn_type), bridge="zero"))
     b = batch([0, 1])
     _, state = model.encode(b.src, b.src_lens)
     hidden = state.hidden if isinstance(state.hidden, tuple) else (state.hidden,)
@@ -252,6 +254,28 @@ def test_linear_bridge_depends_on_source(rnn_type):
     h = state.hidden[0] if isinstance(state.hidden, tuple) else state.hidden
     assert h.shape == (2, 2, 12)
     assert not torch.allclose(h[:, 0], h[:, 1])
+
+
+def test_linear_combine_is_the_tanh_combine_without_tanh_plus_a_bias():
+    """combine=linear: W [h; ctx] + b, the same product the tanh variant squashes (first step)."""
+    squashed = build(model_config())
+    linear = build(with_decoder(model_config(), combine="linear"))
+    assert squashed.decoder.combine.bias is None and linear.decoder.combine.bias.shape == (12,)
+    state = {**squashed.state_dict()}
+    state["decoder.combine.weight"] = state["decoder.combine.weight"] * 100  # out of tanh's linear range
+    squashed.load_state_dict(state)
+    linear.load_state_dict({**state, "decoder.combine.bias": torch.zeros(12)})
+    b = batch([0, 1, 2, 3])
+    with torch.no_grad():
+        outs = []
+        for model in (squashed, linear):
+            memory, start = model.encode(b.src, b.src_lens)
+            outs.append(model.decoder.step(b.tgt_in[:, 0], start, memory)[1].att_vec)
+        torch.testing.assert_close(torch.tanh(outs[1]), outs[0], atol=ATOL, rtol=0)
+        assert not torch.allclose(outs[1], outs[0], atol=1e-3)
+        forced = linear.logits(linear(b.src, b.src_lens, b.tgt_in))
+        stepped, _ = step_loop(linear, b)
+    torch.testing.assert_close(forced, stepped, atol=ATOL, rtol=0)
 
 
 @pytest.mark.parametrize("tied", [False, True], ids=["untied", "tied-output"])

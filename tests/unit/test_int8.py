@@ -75,20 +75,20 @@ def test_int8_lstm_steps_close_to_nn_lstm():
 VOCAB = Vocab(size=40, pad=0, unk=1, bos=2, eos=3)
 
 
-def tiny_model(rnn_type: str = "lstm") -> Seq2Seq:
+def tiny_model(rnn_type: str = "lstm", combine: str = "tanh") -> Seq2Seq:
     cfg = ModelConfig(
         embedding_dim=16,
         encoder=EncoderConfig(hidden_size=12, num_layers=1, rnn_type=rnn_type),
         attention=AttentionConfig(type="bahdanau", hidden_size=12),
-        decoder=DecoderConfig(hidden_size=20, num_layers=2, rnn_type=rnn_type),
+        decoder=DecoderConfig(hidden_size=20, num_layers=2, rnn_type=rnn_type, combine=combine),
     )
     torch.manual_seed(3)
     return Seq2Seq(cfg, VOCAB, VOCAB).eval()
 
 
-@pytest.mark.parametrize("rnn_type", ["lstm", "gru"])
-def test_int8_decoder_step_close_to_the_original(rnn_type):
-    model = tiny_model(rnn_type)
+@pytest.mark.parametrize("rnn_type,combine", [("lstm", "tanh"), ("gru", "tanh"), ("lstm", "linear")])
+def test_int8_decoder_step_close_to_the_original(rnn_type, combine):
+    model = tiny_model(rnn_type, combine)
     decoder = int8_decoder(model.decoder)
     assert isinstance(model.decoder.output, nn.Linear)  # a copy: the model keeps its own layers
     assert isinstance(decoder.output, Int8Linear) and isinstance(decoder.combine, Int8Linear)
