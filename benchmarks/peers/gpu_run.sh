@@ -232,24 +232,28 @@ run_onmt() {
 
 # ------------------------------------------------------- nmt (this repository)
 run_nmt() {
-    local d="$WORK/nmt" budget device=cpu amp=off nmt_pp="$REPO:$PYTHONPATH"
-    rm -rf "$d"
+    local d="$WORK/nmt" budget device=cpu amp=off nmt_pp="$REPO:$PYTHONPATH" train_amp
     [ "$USE_CUDA" = 1 ] && { device=cuda; amp=fp16; }
-    # search in the training precision (fp16 on the GPU, like OpenNMT-py's -precision fp16)
     # the config is passed on the command line (nmt_m1.yaml + overrides, like run_nmt.sh); nmt
     # reads the raw text and applies the shared sentencepiece model itself. A SIGINT (budget)
-    # makes nmt finish the current update, save checkpoints/last.pt and exit.
-    budget=$(train_budget)
-    # shellcheck disable=SC2086
-    PEERS_CUDA_MEM_OUT="$WORK/nmt_gpu_train.cudamem.json" \
-    "$PY" "$PB" run --json "$WORK/nmt_gpu_train.run.json" --log "$WORK/nmt_gpu_train.log" \
-        --budget "$budget" --grace 60 -- env PYTHONPATH="$nmt_pp" "$PY" -c \
-        "import sys; from nmt.cli import train_main; sys.exit(train_main())" \
-        --config "$PEERS/nmt_m1.yaml" run_dir="$d" tokenizer.model_file="$SP/spm.bpe8000.model" \
-        data.train.src="$DATA/raw/train.de" data.train.tgt="$DATA/raw/train.en" data.valid=null \
-        train.device="$device" train.amp="$amp" train.max_steps="$MAX_UPDATES" \
-        train.max_sentences=64 train.max_tokens=100000 train.early_stopping_patience=0 \
-        train.log_every_steps="$LOG_EVERY" train.eval_every_steps=100000000 ${NMT_EXTRA:-}
+    # makes nmt finish the current update, save checkpoints/last.pt and exit. fp16 training has
+    # never run on a GPU here: if it fails, bf16 gets what is left of the budget.
+    for train_amp in $amp $([ "$amp" = fp16 ] && echo bf16); do
+        rm -rf "$d"
+        budget=$(train_budget)
+        # shellcheck disable=SC2086
+        PEERS_CUDA_MEM_OUT="$WORK/nmt_gpu_train.cudamem.json" \
+        "$PY" "$PB" run --json "$WORK/nmt_gpu_train.run.json" --log "$WORK/nmt_gpu_train.log" \
+            --budget "$budget" --grace 60 -- env PYTHONPATH="$nmt_pp" "$PY" -c \
+            "import sys; from nmt.cli import train_main; sys.exit(train_main())" \
+            --config "$PEERS/nmt_m1.yaml" run_dir="$d" tokenizer.model_file="$SP/spm.bpe8000.model" \
+            data.train.src="$DATA/raw/train.de" data.train.tgt="$DATA/raw/train.en" data.valid=null \
+            train.device="$device" train.amp="$train_amp" train.max_steps="$MAX_UPDATES" \
+            train.max_sentences=64 train.max_tokens=100000 train.early_stopping_patience=0 \
+            train.log_every_steps="$LOG_EVERY" train.eval_every_steps=100000000 ${NMT_EXTRA:-} && break
+        [ "$train_amp" = fp16 ] && echo "nmt: fp16 training failed; again with bf16"
+    done
+    amp=$train_amp  # search in the training precision (fp16 on the GPU, like OpenNMT-py's -precision fp16)
     cp "$d/config.yaml" "$WORK/nmt_gpu_train.yaml" 2>/dev/null
     "$PY" "$PB" train-stats --toolkit nmt --log "$d/train.log" \
         --run "$WORK/nmt_gpu_train.run.json" --warmup "$WARMUP" --batch 64 \
