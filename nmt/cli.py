@@ -183,11 +183,11 @@ def translate_main(argv: list[str] | None = None) -> int:
         attention = bool(args.alignments or args.attention_plots)
         results, decode_s = [], 0.0
         for lines in chunks:
-            began = time.perf_counter()
-            part = _translate_with_progress(translator, lines, attention, args.input, decode, len(results) + 1)
+            began, first_line = time.perf_counter(), len(results) + 1
+            part = _translate_with_progress(translator, lines, attention, args.input, decode, first_line)
             decode_s += time.perf_counter() - began
             if args.output == "-":  # each chunk as soon as it is done; a file is written once, atomically
-                _write_output("-", _format_translations(part, options.nbest, len(results) + 1))
+                _write_output("-", _format_translations(part, options.nbest, first_line))
             results += part
         if args.output != "-":
             _write_output(args.output, _format_translations(results, options.nbest))
