@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -108,6 +109,9 @@ class TrainConfig:
     max_sentences: int = 0  # also cap sentences per batch; 0 = no cap
     max_steps: int = 0  # optimizer updates; 0 = no limit
     max_epochs: int = 0  # 0 = no limit
+    # wall-clock training time (updates, validation, checkpoints; start-up not counted), summed
+    # over resumed runs: seconds, or a number with s/m/h/d (e.g. 200, 90m, 8h); 0 = no limit
+    max_time: str = "0"
     accumulate_steps: int = 1
     optimizer: Literal["adam", "adamw"] = "adam"
     lr: float = 1e-3
@@ -120,7 +124,10 @@ class TrainConfig:
     # gradients are about tokens-per-sentence times larger, so clip_grad_norm binds more often
     loss_normalization: Literal["tokens", "sentences"] = "tokens"
     teacher_forcing_ratio: float = 1.0
-    schedule: Literal["constant", "inverse_sqrt", "plateau"] = "constant"
+    # linear: decays to min_lr as training uses up its budget (max_steps, max_epochs or max_time),
+    # over the last `decay_fraction` of it (1 = from the start; e.g. 0.2 = constant, then the last 20%)
+    schedule: Literal["constant", "inverse_sqrt", "plateau", "linear"] = "constant"
+    decay_fraction: float = 1.0
     warmup_steps: int = 0  # linear warm-up, for every schedule
     plateau_factor: float = 0.5
     plateau_patience: int = 2  # validations without improvement before lowering lr
@@ -134,6 +141,11 @@ class TrainConfig:
     max_bad_steps: int = 5  # consecutive skipped steps (non-finite loss, out of memory) before stopping; 0 = never
     deterministic: bool = False  # deterministic kernels (cuDNN too): reproducible on GPU, somewhat slower
     num_threads: int = 0  # torch CPU threads; 0 = torch's default
+
+    @property
+    def max_seconds(self) -> float:
+        """`max_time` in seconds (0 = no limit); the config was validated, so it parses."""
+        return parse_duration(self.max_time)
 
 
 @dataclass(frozen=True)
@@ -172,6 +184,18 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (tuples as lists), as written to config.yaml and checkpoints."""
         return _plain(dataclasses.asdict(self))
+
+
+_DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([smhd]?)\s*")
+_SECONDS_PER = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in '200', '200s', '90m', '1.5h' or '2d'; ValueError for anything else."""
+    match = _DURATION.fullmatch(text)
+    if match is None:
+        raise ValueError(text)
+    return float(match.group(1)) * _SECONDS_PER[match.group(2)]
 
 
 def _plain(value: Any) -> Any:
@@ -426,6 +450,7 @@ def _check_ranges(config: Config, fail) -> None:
         "model.decoder.hidden_dropout": config.model.decoder.hidden_dropout,
         "train.label_smoothing": config.train.label_smoothing,
         "train.teacher_forcing_ratio": config.train.teacher_forcing_ratio,
+        "train.decay_fraction": config.train.decay_fraction,
         "tokenizer.character_coverage": config.tokenizer.character_coverage,
     }
     for key, value in unit.items():
@@ -433,6 +458,8 @@ def _check_ranges(config: Config, fail) -> None:
             fail(key, f"must be between 0 and 1, got {value}")
     if config.train.label_smoothing >= 1.0:
         fail("train.label_smoothing", "must be below 1")
+    if config.train.decay_fraction == 0.0:
+        fail("train.decay_fraction", "must be above 0 (the share of the budget the linear decay takes)")
     if not 0.0 < config.train.plateau_factor < 1.0:
         fail("train.plateau_factor", f"must be between 0 and 1 (exclusive), got {config.train.plateau_factor}")
     non_negative = {
@@ -454,8 +481,18 @@ def _check_ranges(config: Config, fail) -> None:
     for key, value in non_negative.items():
         if value < 0:
             fail(key, f"must be >= 0, got {value}")
-    if config.train.max_steps == 0 and config.train.max_epochs == 0 and config.train.early_stopping_patience == 0:
-        fail("train.max_steps", "set train.max_steps, train.max_epochs or train.early_stopping_patience, or it never stops")
+    try:
+        seconds = parse_duration(config.train.max_time)
+    except ValueError:
+        fail("train.max_time", f"{config.train.max_time!r} is not a duration; use seconds or a number with s/m/h/d, e.g. 90m")
+    budget = config.train.max_steps or config.train.max_epochs or seconds
+    if not budget and config.train.early_stopping_patience == 0:
+        fail(
+            "train.max_steps",
+            "set train.max_steps, train.max_epochs, train.max_time or train.early_stopping_patience, or it never stops",
+        )
+    if config.train.schedule == "linear" and not budget:
+        fail("train.schedule", "linear decays over the training budget: set train.max_steps, train.max_epochs or train.max_time")
 
 
 def _check_corpus(corpus: CorpusConfig, key: str, fail) -> None:

@@ -65,10 +65,6 @@ class Distributed:
         dist.all_reduce(tensor)
         return tensor.cpu().tolist()
 
-    def any(self, flag: bool) -> bool:
-        """True on every rank if `flag` is true on any rank (e.g. a stop signal reached one)."""
-        return bool(self.sum([float(flag)])[0]) if self.enabled else flag
-
 
 def init_distributed(device_name: str) -> tuple[Distributed, torch.device]:
     """Join the torchrun process group if there is one; returns the context and this rank's device."""

@@ -20,6 +20,10 @@ class LRSchedule:
     """Learning rate = lr x warm-up factor x schedule factor, set on the optimizer every update.
 
     constant: 1. inverse_sqrt: sqrt(warmup / step) after warm-up (Vaswani et al. 2017).
+    linear: 1 over the first 1 - decay_fraction of the training budget, then down to 0 when it is
+    used up (progress = the fraction used). decay_fraction 1 decays from the start (Li et al. 2020,
+    "Budgeted training"); a short final decay after a constant phase is warmup-stable-decay
+    (Hu et al. 2024, "MiniCPM").
     plateau: multiplied by `plateau_factor` after `plateau_patience` validations without
     improvement of the validation metric, never below `min_lr`.
     """
@@ -31,10 +35,12 @@ class LRSchedule:
         self.plateau_best: float | None = None
         self.plateau_bad = 0
 
-    def lr_at(self, step: int) -> float:
-        """Learning rate for update number `step` (1-based)."""
+    def lr_at(self, step: int, progress: float = 0.0) -> float:
+        """Learning rate for update number `step` (1-based), `progress` in [0, 1] of the budget used."""
         cfg = self.cfg
-        if cfg.schedule == "inverse_sqrt":
+        if cfg.schedule == "linear":
+            factor = min(max(1.0 - progress, 0.0) / cfg.decay_fraction, 1.0)
+        elif cfg.schedule == "inverse_sqrt":
             factor = math.sqrt(max(cfg.warmup_steps, 1) / max(step, cfg.warmup_steps, 1))
         elif cfg.schedule == "plateau":
             factor = self.plateau_scale
@@ -45,8 +51,8 @@ class LRSchedule:
             return decayed * step / cfg.warmup_steps
         return decayed
 
-    def set_step(self, step: int) -> float:
-        lr = self.lr_at(step)
+    def set_step(self, step: int, progress: float = 0.0) -> float:
+        lr = self.lr_at(step, progress)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         return lr

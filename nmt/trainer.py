@@ -10,6 +10,7 @@ from __future__ import annotations
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from time import monotonic
 from typing import Any
 
 import torch
@@ -43,6 +44,7 @@ class TrainState:
     best_score: float | None = None
     bad_validations: int = 0  # validations since the best one (early stopping)
     stopped: str = ""  # set by early stopping: a finished run is not continued
+    train_seconds: float = 0.0  # wall time in the training loop, over all resumed runs (train.max_time)
 
 
 Texts = tuple[list[str], list[str]]  # source and target lines of one corpus
@@ -57,12 +59,13 @@ class Trainer:
         self.device = torch.device("cpu")
         self.amp_dtype = None
         self._saved_step = -1
+        self._clock = 0.0  # monotonic() at the last tick of the training loop
 
     # ----------------------------------------------------------------------------------------
     # set-up
 
     def fit(self) -> TrainState:
-        """Train until max_steps, max_epochs or early stopping; returns the final counters.
+        """Train until max_steps, max_epochs, max_time or early stopping; returns the final counters.
 
         Every input (checkpoint, config changes, corpora, tokenizer) is checked before anything is
         printed or written, so a bad one fails with its single error line and changes nothing.
@@ -145,7 +148,10 @@ class Trainer:
             log(f"training already finished at step {state.step}: {state.stopped}")
             return state
         if self._reached_limit(state):
-            log(f"training already complete at step {state.step}; raise train.max_steps or train.max_epochs to continue")
+            log(
+                f"training already complete at step {state.step}; "
+                "raise train.max_steps, train.max_epochs or train.max_time to continue"
+            )
             return state
         return self._train(state)
 
@@ -191,15 +197,17 @@ class Trainer:
         guard = BadStepGuard(cfg.max_bad_steps)
         window = StatsWindow()
         last_loss = "-"  # reading the loss every step would stall the GPU; it is shown at log steps
+        self._clock = monotonic()  # start-up is not training time
         with GracefulStop() as stop:
             while True:
                 batches = self._epoch_batches(state.epoch)
                 per_update = cfg.accumulate_steps * self.dist.world_size
                 while state.batch_in_epoch < len(batches):
                     group = batches[state.batch_in_epoch : state.batch_in_epoch + per_update]
-                    lr = self.schedule.set_step(state.step + 1)
+                    lr = self.schedule.set_step(state.step + 1, self._progress(state, len(batches)))
                     stats = self._guarded_update(group, state, guard)
                     state.batch_in_epoch += len(group)
+                    signalled = self._tick(state, bool(stop.requested))
                     if stats is not None:
                         state.step += 1
                         window.add(stats)
@@ -209,13 +217,15 @@ class Trainer:
                             window = StatsWindow()
                         if cfg.max_steps and state.step >= cfg.max_steps:
                             return self._finish(state, f"reached train.max_steps={cfg.max_steps}")
+                        if cfg.max_seconds and state.train_seconds >= cfg.max_seconds:
+                            return self._finish(state, f"reached train.max_time={cfg.max_time}")
                         if state.step % cfg.eval_every_steps == 0:
                             self._validate_and_save(state)
                             if state.stopped:
                                 return self._finish(state, state.stopped)
                         elif cfg.save_every_steps and state.step % cfg.save_every_steps == 0:
                             self._save(state, {}, is_best=False)
-                    if self.dist.any(bool(stop.requested)):  # every rank stops at the same step
+                    if signalled:  # on every rank at the same step
                         self._save(state, {}, is_best=False)
                         tracker.log(f"stopped by {stop.requested} at step {state.step}; re-run the same command to resume")
                         return state
@@ -223,6 +233,31 @@ class Trainer:
                     return self._finish(state, f"reached train.max_epochs={cfg.max_epochs}")
                 state.epoch += 1
                 state.batch_in_epoch = 0
+
+    def _tick(self, state: TrainState, signalled: bool) -> bool:
+        """Add the wall time since the last tick to `state.train_seconds`; True if any rank got a stop signal.
+
+        The time is averaged over ranks so that every rank sees the same budget progress (and
+        so the same learning rate under the linear schedule) and stops at the same step.
+        """
+        now = monotonic()
+        local = state.train_seconds + now - self._clock
+        self._clock = now
+        flag, seconds = self.dist.sum([float(signalled), local])
+        state.train_seconds = seconds / self.dist.world_size
+        return bool(flag)
+
+    def _progress(self, state: TrainState, epoch_batches: int) -> float:
+        """Fraction of the training budget used: the largest of steps, epochs and time (0 without limits)."""
+        cfg = self.config.train
+        used = [0.0]
+        if cfg.max_steps:
+            used.append(state.step / cfg.max_steps)
+        if cfg.max_epochs:
+            used.append((state.epoch - 1 + state.batch_in_epoch / epoch_batches) / cfg.max_epochs)
+        if cfg.max_seconds:
+            used.append(state.train_seconds / cfg.max_seconds)
+        return min(max(used), 1.0)
 
     def _guarded_update(self, group: list[list[int]], state: TrainState, guard: BadStepGuard) -> dict[str, Any] | None:
         """`_update`, or None when the step had to be skipped (out of memory, non-finite loss)."""
@@ -259,6 +294,8 @@ class Trainer:
         """True when a resumed run has nothing left to do under the current limits."""
         cfg = self.config.train
         if cfg.max_steps and state.step >= cfg.max_steps:
+            return True
+        if cfg.max_seconds and state.train_seconds >= cfg.max_seconds:
             return True
         epoch_done = state.batch_in_epoch >= len(self._epoch_batches(state.epoch))
         return bool(cfg.max_epochs and (state.epoch > cfg.max_epochs or (state.epoch == cfg.max_epochs and epoch_done)))

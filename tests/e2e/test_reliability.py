@@ -66,6 +66,27 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(toy, tmp_path):
     assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["state"]["step"] == step + 10
 
 
+def test_a_time_budget_stops_with_a_checkpoint_and_its_clock_resumes(monkeypatch, toy, tmp_path):
+    """train.max_time counts training time over resumed runs; the linear schedule decays over it."""
+    clock = iter(range(10**6))  # every reading of the trainer's clock is one second later
+    monkeypatch.setattr("nmt.trainer.monotonic", lambda: float(next(clock)))
+    run_dir = tmp_path / "run"
+    extra = ("train.max_steps=0", "train.schedule=linear", "train.lr=0.005")
+    assert _trainer(toy, run_dir, *extra, "train.max_time=10").fit().step == 10  # one reading per update
+    ckpt = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert (ckpt["state"]["step"], ckpt["state"]["train_seconds"]) == (10, 10.0)
+    assert ckpt["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.005 * (1 - 9 / 10))
+    assert "training stopped at step 10: reached train.max_time=10" in (run_dir / "train.log").read_text()
+
+    state = _trainer(toy, run_dir, *extra, "train.max_time=25s").fit()  # start-up of the resumed run not counted
+    ckpt = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert state.step == 25 and ckpt["state"]["train_seconds"] == 25.0
+    assert ckpt["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.005 * (1 - 24 / 25))
+
+    assert _trainer(toy, run_dir, *extra, "train.max_time=25s").fit().step == 25
+    assert "training already complete at step 25" in (run_dir / "train.log").read_text()
+
+
 def _faulty_forward(monkeypatch, fault, bad_calls):
     """Make Seq2Seq.forward misbehave (raise or return NaN) on the call numbers in `bad_calls`."""
     original = Seq2Seq.forward

@@ -179,7 +179,7 @@ def test_single_metric_becomes_tuple():
     [
         (minimal(model={"attention": {"type": "luongg"}}), "model.attention.type", ["bahdanau", "luong"], "luong"),
         (minimal(model={"attention": {"score": "dott"}}), "model.attention.score", ["dot", "general", "concat"], "dot"),
-        (minimal(train={"schedule": "cosine"}), "train.schedule", ["constant", "inverse_sqrt", "plateau"], None),
+        (minimal(train={"schedule": "cosine"}), "train.schedule", ["constant", "inverse_sqrt", "plateau", "linear"], None),
         (minimal(eval={"metrics": ["bleu", "meteor"]}), "eval.metrics", ["bleu", "chrf", "ter"], None),
     ],
 )
@@ -229,6 +229,11 @@ def test_bad_choice_lists_choices(tmp_path, data, key, choices, suggestion):
         (minimal(tokenizer={"joint": False, "src_model_file": "a.model"}), "tokenizer.tgt_model_file"),
         (minimal(tokenizer={"joint": False, "model_file": "a.model"}), "tokenizer.model_file"),
         (minimal(tokenizer={"joint": True, "src_model_file": "a.model"}), "tokenizer.src_model_file"),
+        (minimal(train={"max_time": "8 hours"}), "train.max_time"),
+        (minimal(train={"max_time": "-5m"}), "train.max_time"),
+        (minimal(train={"max_steps": 0, "early_stopping_patience": 3, "schedule": "linear"}), "train.schedule"),
+        (minimal(train={"decay_fraction": 0.0}), "train.decay_fraction"),
+        (minimal(train={"decay_fraction": 1.5}), "train.decay_fraction"),
     ],
     ids=[
         "luong-dot-sizes",
@@ -249,6 +254,11 @@ def test_bad_choice_lists_choices(tmp_path, data, key, choices, suggestion):
         "only-src-model-file",
         "model-file-not-joint",
         "side-model-file-joint",
+        "max-time-not-a-duration",
+        "max-time-negative",
+        "linear-without-budget",
+        "decay-fraction-zero",
+        "decay-fraction-above-one",
     ],
 )
 def test_impossible_combination(tmp_path, data, key):
@@ -274,9 +284,22 @@ def test_max_tokens_exactly_max_len_plus_two_is_fine():
     config_from_dict(minimal(train={"max_tokens": 102}, data={"max_len": 100}))
 
 
-@pytest.mark.parametrize("stop", [{"max_epochs": 2}, {"max_steps": 5}])
+@pytest.mark.parametrize("stop", [{"max_epochs": 2}, {"max_steps": 5}, {"max_time": "90m"}])
 def test_any_stopping_criterion_is_enough(stop):
     config_from_dict(minimal(train={"max_steps": 0, **stop}))
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [(0, 0.0), (200, 200.0), (12.5, 12.5), ("200s", 200.0), ("90m", 5400.0), ("1.5h", 5400.0), ("2d", 172800.0)],
+)
+def test_max_time_units(value, seconds):
+    assert config_from_dict(minimal(train={"max_time": value})).train.max_seconds == seconds
+
+
+def test_max_time_error_says_how_to_write_it(tmp_path):
+    message = config_error(tmp_path, minimal(train={"max_time": "8 hours"}))
+    assert "'8 hours' is not a duration" in message and "90m" in message
 
 
 def test_early_stopping_alone_is_a_stopping_criterion_with_valid_data():

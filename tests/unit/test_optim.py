@@ -31,7 +31,7 @@ def test_constant_without_warmup():
     assert [s.lr_at(step) for step in (1, 10, 10_000)] == [1e-3] * 3
 
 
-@pytest.mark.parametrize("kind", ["constant", "inverse_sqrt", "plateau"])
+@pytest.mark.parametrize("kind", ["constant", "inverse_sqrt", "plateau", "linear"])
 def test_warmup_ramps_linearly(kind):
     s = schedule(schedule=kind, warmup_steps=10)
     lrs = [s.lr_at(step) for step in range(1, 11)]
@@ -66,6 +66,30 @@ def test_inverse_sqrt_without_warmup():
 def test_inverse_sqrt_respects_min_lr():
     s = schedule(schedule="inverse_sqrt", min_lr=5e-4)
     assert s.lr_at(1_000_000) == pytest.approx(5e-4)
+
+
+def test_linear_follows_the_budget_used():
+    s = schedule(schedule="linear", min_lr=0.0)
+    assert [s.lr_at(7, p) for p in (0.0, 0.25, 0.9, 1.0)] == pytest.approx([1e-3, 7.5e-4, 1e-4, 0.0])
+    assert s.lr_at(7, 1.5) == 0.0, "past the budget the rate stays at the floor"
+
+
+def test_linear_respects_min_lr_and_warmup():
+    s = schedule(schedule="linear", warmup_steps=10)
+    assert s.lr_at(10_000, 1.0) == 1e-6
+    assert s.lr_at(5, 0.5) == pytest.approx(1e-3 * 0.5 * 5 / 10), "warm-up scales the decayed rate"
+
+
+def test_linear_decay_fraction_keeps_the_rate_until_the_final_share():
+    s = schedule(schedule="linear", decay_fraction=0.2, min_lr=0.0)
+    assert [s.lr_at(7, p) for p in (0.0, 0.5, 0.8)] == pytest.approx([1e-3] * 3)
+    assert [s.lr_at(7, p) for p in (0.9, 0.95, 1.0)] == pytest.approx([5e-4, 2.5e-4, 0.0])
+
+
+def test_set_step_passes_progress():
+    s = schedule(schedule="linear")
+    assert s.set_step(3, 0.5) == pytest.approx(5e-4)
+    assert s.optimizer.param_groups[0]["lr"] == pytest.approx(5e-4)
 
 
 def test_set_step_writes_every_group():
