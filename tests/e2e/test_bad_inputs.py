@@ -447,6 +447,16 @@ CASES = [
         expect=("'train.max_tokens'", "at least data.max_len + 2 = 62"),
     ),
     Case(
+        "config-max-time-not-a-duration",
+        train_on_corpus("train.max_time=8 hours"),
+        expect=("'train.max_time'", "'8 hours' is not a duration", "s/m/h/d, e.g. 90m"),
+    ),
+    Case(
+        "config-linear-schedule-without-budget",
+        train_on_corpus("train.schedule=linear", "train.max_steps=0", "train.early_stopping_patience=2"),
+        expect=("'train.schedule'", "set train.max_steps, train.max_epochs or train.max_time"),
+    ),
+    Case(
         "config-fp16-search-on-cpu",  # found at start-up, not at the first validation
         train_on_corpus("decode.amp=fp16", "train.device=cpu", "data.valid.src=train.src", "data.valid.tgt=train.tgt"),
         expect=("decode.amp", "fp16 needs a CUDA device, this is cpu", "use bf16, int8 or off"),
