@@ -153,6 +153,9 @@ class Trainer:
                 "raise train.max_steps, train.max_epochs or train.max_time to continue"
             )
             return state
+        if cfg.train.max_seconds:
+            used = state.train_seconds
+            log(f"train.max_time={cfg.train.max_time}: {used:.0f} s used, {cfg.train.max_seconds - used:.0f} s left")
         return self._train(state)
 
     def _make_run_dir(self) -> None:

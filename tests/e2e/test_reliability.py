@@ -81,6 +81,7 @@ def test_a_time_budget_stops_with_a_checkpoint_and_its_clock_resumes(monkeypatch
     state = _trainer(toy, run_dir, *extra, "train.max_time=25s").fit()  # start-up of the resumed run not counted
     ckpt = load_checkpoint(run_dir / "checkpoints" / "last.pt")
     assert state.step == 25 and ckpt["state"]["train_seconds"] == 25.0
+    assert "train.max_time=25s: 10 s used, 15 s left" in (run_dir / "train.log").read_text()
     assert ckpt["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.005 * (1 - 24 / 25))
 
     assert _trainer(toy, run_dir, *extra, "train.max_time=25s").fit().step == 25
