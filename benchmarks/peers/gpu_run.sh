@@ -35,6 +35,9 @@
 #   PYTHON [python3]  SITE [/tmp/site]  WHL_DIR [<this folder>/whl]  DATA_DIR [<this folder>/data]
 #   NMT_EXTRA [""] extra key=value overrides for nmt's training (e.g. train.amp=bf16)
 #   NMT_TRANSLATE_EXTRA [""] extra nmt-translate options (e.g. --max-tokens 32000)
+#   NMT_TIME_MARGIN_S [""] if set, nmt also gets train.max_time = its wall budget minus this, so it
+#   ends by itself with a final checkpoint and a budget-driven schedule (NMT_EXTRA="train.schedule=
+#   linear train.decay_fraction=0.2") finishes its decay; the SIGINT at the budget stays the hard stop
 #   Pipeline check (e.g. USE_CUDA=0 on a CPU machine): MAX_STEPS [0 = none] stops training after
 #   that many updates (and saves OpenNMT-py's checkpoint there); SMOKE=1 translates only the
 #   first 20 test sentences (TEST_LINES=N: the first N), see common.sh
@@ -232,7 +235,7 @@ run_onmt() {
 
 # ------------------------------------------------------- nmt (this repository)
 run_nmt() {
-    local d="$WORK/nmt" budget device=cpu amp=off nmt_pp="$REPO:$PYTHONPATH" train_amp
+    local d="$WORK/nmt" budget device=cpu amp=off nmt_pp="$REPO:$PYTHONPATH" train_amp time_opt
     [ "$USE_CUDA" = 1 ] && { device=cuda; amp=fp16; }
     # the config is passed on the command line (nmt_m1.yaml + overrides, like run_nmt.sh); nmt
     # reads the raw text and applies the shared sentencepiece model itself. A SIGINT (budget)
@@ -241,6 +244,8 @@ run_nmt() {
     for train_amp in $amp $([ "$amp" = fp16 ] && echo bf16); do
         rm -rf "$d"
         budget=$(train_budget)
+        time_opt=""
+        [ -n "${NMT_TIME_MARGIN_S:-}" ] && time_opt="train.max_time=$(( budget - NMT_TIME_MARGIN_S ))"
         # shellcheck disable=SC2086
         PEERS_CUDA_MEM_OUT="$WORK/nmt_gpu_train.cudamem.json" \
         "$PY" "$PB" run --json "$WORK/nmt_gpu_train.run.json" --log "$WORK/nmt_gpu_train.log" \
@@ -250,7 +255,7 @@ run_nmt() {
             data.train.src="$DATA/raw/train.de" data.train.tgt="$DATA/raw/train.en" data.valid=null \
             train.device="$device" train.amp="$train_amp" train.max_steps="$MAX_UPDATES" \
             train.max_sentences=64 train.max_tokens=100000 train.early_stopping_patience=0 \
-            train.log_every_steps="$LOG_EVERY" train.eval_every_steps=100000000 ${NMT_EXTRA:-} && break
+            train.log_every_steps="$LOG_EVERY" train.eval_every_steps=100000000 $time_opt ${NMT_EXTRA:-} && break
         [ "$train_amp" = fp16 ] && echo "nmt: fp16 training failed; again with bf16"
     done
     amp=$train_amp  # search in the training precision (fp16 on the GPU, like OpenNMT-py's -precision fp16)
