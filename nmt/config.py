@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import re
 import types
 import typing
@@ -142,7 +143,7 @@ class TrainConfig:
     deterministic: bool = False  # deterministic kernels (cuDNN too): reproducible on GPU, somewhat slower
     num_threads: int = 0  # torch CPU threads; 0 = torch's default
 
-    @property
+    @functools.cached_property  # read every update: parsed once
     def max_seconds(self) -> float:
         """`max_time` in seconds (0 = no limit); the config was validated, so it parses."""
         return parse_duration(self.max_time)
