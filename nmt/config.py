@@ -126,7 +126,9 @@ class TrainConfig:
     loss_normalization: Literal["tokens", "sentences"] = "tokens"
     teacher_forcing_ratio: float = 1.0
     # linear: decays to min_lr as training uses up its budget (max_steps, max_epochs or max_time),
-    # over the last `decay_fraction` of it (1 = from the start; e.g. 0.2 = constant, then the last 20%)
+    # over the last `decay_fraction` of it (1 = from the start; e.g. 0.2 = constant, then the last 20%);
+    # with decay_fraction < 1, early stopping in the constant phase starts the decay (over
+    # decay_fraction / (1 - decay_fraction) of the updates made) and stops the run after it
     schedule: Literal["constant", "inverse_sqrt", "plateau", "linear"] = "constant"
     decay_fraction: float = 1.0
     warmup_steps: int = 0  # linear warm-up, for every schedule
@@ -492,8 +494,13 @@ def _check_ranges(config: Config, fail) -> None:
             "train.max_steps",
             "set train.max_steps, train.max_epochs, train.max_time or train.early_stopping_patience, or it never stops",
         )
-    if config.train.schedule == "linear" and not budget:
-        fail("train.schedule", "linear decays over the training budget: set train.max_steps, train.max_epochs or train.max_time")
+    until_stalled = config.train.early_stopping_patience and config.train.decay_fraction < 1.0
+    if config.train.schedule == "linear" and not (budget or until_stalled):
+        fail(
+            "train.schedule",
+            "linear decays over the training budget: set train.max_steps, train.max_epochs or train.max_time "
+            "(or train.early_stopping_patience with train.decay_fraction < 1: decay once validation stalls)",
+        )
 
 
 def _check_corpus(corpus: CorpusConfig, key: str, fail) -> None:

@@ -222,6 +222,9 @@ class Trainer:
                             return self._finish(state, f"reached train.max_steps={cfg.max_steps}")
                         if cfg.max_seconds and state.train_seconds >= cfg.max_seconds:
                             return self._finish(state, f"reached train.max_time={cfg.max_time}")
+                        if self.schedule.final_decay_ended(state.step):
+                            state.stopped = f"early stopping: the final decay from step {self.schedule.decay_start} ended"
+                            return self._finish(state, state.stopped)
                         if state.step % cfg.eval_every_steps == 0:
                             self._validate_and_save(state)
                             if state.stopped:
@@ -404,9 +407,21 @@ class Trainer:
                     f"validation {record['metric']} has not improved for {cfg.plateau_patience} validations: lowering lr"
                 )
             if cfg.early_stopping_patience and state.bad_validations >= cfg.early_stopping_patience:
-                state.stopped = f"early stopping: no {record['metric']} improvement in {cfg.early_stopping_patience} validations"
+                self._stop_early(
+                    state, f"early stopping: no {record['metric']} improvement in {cfg.early_stopping_patience} validations"
+                )
         counters = (state.best_score, state.bad_validations, state.stopped)
         return record, is_best, counters, self.schedule.state_dict()
+
+    def _stop_early(self, state: TrainState, reason: str) -> None:
+        """Stop now, or, under a schedule that ends with a decay, start it (if the rate is still constant) and stop after it."""
+        if not self.schedule.ends_with_decay:
+            state.stopped = reason
+        elif (updates := self.schedule.start_final_decay(state.step)) is not None:
+            self.tracker.log(
+                f"{reason}: lowering lr to train.min_lr over the next {updates} updates "
+                f"(train.decay_fraction={self.config.train.decay_fraction}), then stopping"
+            )
 
     def _save(self, state: TrainState, scores: dict[str, Any], is_best: bool) -> None:
         """Every rank's RNG streams go into the checkpoint; rank 0 alone writes it."""

@@ -245,7 +245,13 @@ run_nmt() {
         rm -rf "$d"
         budget=$(train_budget)
         time_opt=""
-        [ -n "${NMT_TIME_MARGIN_S:-}" ] && time_opt="train.max_time=$(( budget - NMT_TIME_MARGIN_S ))"
+        if [ -n "${NMT_TIME_MARGIN_S:-}" ]; then
+            if [ "$budget" -gt "$NMT_TIME_MARGIN_S" ]; then
+                time_opt="train.max_time=$(( budget - NMT_TIME_MARGIN_S ))"
+            else
+                echo "nmt: NMT_TIME_MARGIN_S=$NMT_TIME_MARGIN_S leaves nothing of a $budget s budget; no train.max_time, the SIGINT stops it"
+            fi
+        fi
         # shellcheck disable=SC2086
         PEERS_CUDA_MEM_OUT="$WORK/nmt_gpu_train.cudamem.json" \
         "$PY" "$PB" run --json "$WORK/nmt_gpu_train.run.json" --log "$WORK/nmt_gpu_train.log" \

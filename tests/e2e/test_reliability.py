@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import itertools
 import signal
 import subprocess
 import sys
@@ -86,6 +87,61 @@ def test_a_time_budget_stops_with_a_checkpoint_and_its_clock_resumes(monkeypatch
 
     assert _trainer(toy, run_dir, *extra, "train.max_time=25s").fit().step == 25
     assert "training already complete at step 25" in (run_dir / "train.log").read_text()
+
+
+class _StopAfter:
+    """Stands in for GracefulStop: a SIGTERM arrives after `batches` batches."""
+
+    def __init__(self, batches: int) -> None:
+        self.batches = batches
+
+    def __enter__(self) -> _StopAfter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    @property
+    def requested(self) -> str:
+        self.batches -= 1
+        return "SIGTERM" if self.batches <= 0 else ""
+
+
+def test_early_stopping_under_a_final_decay_schedule_decays_then_stops_and_resumes_mid_decay(monkeypatch, toy, tmp_path):
+    """Patience runs out at step 30 (BLEU 10, 20, 15): the rate decays over 8 more updates, then the run ends."""
+    bleu = itertools.chain([10.0, 20.0], itertools.repeat(15.0))  # one per validation, over the stopped and resumed runs
+    monkeypatch.setattr("nmt.trainer.Validator.scores", lambda self: {"loss": 1.0, "ppl": 2.7, "bleu": next(bleu)})
+    extra = (
+        "train.max_steps=0",
+        "train.schedule=linear",
+        "train.decay_fraction=0.2",
+        "train.early_stopping_patience=1",
+        "train.eval_every_steps=10",
+        "train.min_lr=0",
+    )
+    monkeypatch.setattr("nmt.trainer.GracefulStop", lambda: _StopAfter(34))
+    interrupted = tmp_path / "interrupted"
+    assert _trainer(toy, interrupted, *extra).fit().step == 34
+    monkeypatch.undo()
+    monkeypatch.setattr("nmt.trainer.Validator.scores", lambda self: {"loss": 1.0, "ppl": 2.7, "bleu": next(bleu)})
+    state = _trainer(toy, interrupted, *extra).fit()
+    log = (interrupted / "train.log").read_text()
+    assert "early stopping: no bleu improvement in 1 validations: lowering lr to train.min_lr over the next 8 updates" in log
+    assert state.step == 38 and state.stopped == "early stopping: the final decay from step 30 ended"
+    ckpt = load_checkpoint(interrupted / "checkpoints" / "last.pt")
+    assert ckpt["state"]["step"] == 38 and ckpt["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.005 / 8)
+    assert "training already finished at step 38" in _rerun_log(toy, interrupted, extra)
+
+    bleu = itertools.chain([10.0, 20.0], itertools.repeat(15.0))
+    straight = tmp_path / "straight"
+    assert _trainer(toy, straight, *extra).fit().step == 38
+    weights = load_checkpoint(straight / "checkpoints" / "last.pt")["model"]
+    assert all(torch.equal(weights[k], ckpt["model"][k]) for k in weights), "the resumed decay differs"
+
+
+def _rerun_log(toy: Path, run_dir: Path, extra: tuple[str, ...]) -> str:
+    _trainer(toy, run_dir, *extra).fit()
+    return (run_dir / "train.log").read_text()
 
 
 def _faulty_forward(monkeypatch, fault, bad_calls):

@@ -306,6 +306,11 @@ def test_early_stopping_alone_is_a_stopping_criterion_with_valid_data():
     config_from_dict(minimal(train={"max_steps": 0, "early_stopping_patience": 3}, data={"valid": {"src": "v", "tgt": "w"}}))
 
 
+def test_linear_schedule_without_budget_decays_once_validation_stalls():
+    train = {"max_steps": 0, "early_stopping_patience": 3, "schedule": "linear", "decay_fraction": 0.2}
+    config_from_dict(minimal(train=train, data={"valid": {"src": "v", "tgt": "w"}}))
+
+
 @pytest.mark.parametrize("metric", ["bleu", "loss", "ppl"])
 def test_early_stopping_without_valid_corpus_is_rejected(tmp_path, metric):
     # Without data.valid the trainer never validates, so early stopping on *any* metric can never

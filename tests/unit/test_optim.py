@@ -86,6 +86,28 @@ def test_linear_decay_fraction_keeps_the_rate_until_the_final_share():
     assert [s.lr_at(7, p) for p in (0.9, 0.95, 1.0)] == pytest.approx([5e-4, 2.5e-4, 0.0])
 
 
+def test_early_stopping_starts_the_final_decay_while_the_rate_is_constant():
+    s = schedule(schedule="linear", decay_fraction=0.2, min_lr=0.0, max_steps=1000)
+    assert s.ends_with_decay
+    s.set_step(400, 0.399)
+    assert s.start_final_decay(400) == 100  # 0.2 / 0.8 of the 400 updates made
+    assert s.start_final_decay(450) is None, "a running decay is not restarted"
+    assert [s.lr_at(step, 0.4) for step in (401, 451, 500)] == pytest.approx([1e-3, 5e-4, 1e-5])
+    assert s.lr_at(501, 0.5) == 0.0
+    assert [s.final_decay_ended(step) for step in (499, 500)] == [False, True]
+    restored = schedule(schedule="linear", decay_fraction=0.2, min_lr=0.0, max_steps=1000)
+    restored.load_state_dict(s.state_dict())
+    assert restored.lr_at(451, 0.45) == s.lr_at(451, 0.45) and restored.final_decay_ended(500)
+
+
+def test_early_stopping_in_the_budget_decay_or_without_a_constant_phase_starts_nothing():
+    s = schedule(schedule="linear", decay_fraction=0.2, max_steps=1000)
+    s.set_step(850, 0.849)  # the budget's own decay runs: it goes on to the end of the budget
+    assert s.start_final_decay(850) is None and not s.final_decay_ended(10**6)
+    assert not schedule(schedule="linear").ends_with_decay  # decays from the start: early stopping stops
+    assert not schedule(schedule="plateau", decay_fraction=0.2).ends_with_decay
+
+
 def test_set_step_passes_progress():
     s = schedule(schedule="linear")
     assert s.set_step(3, 0.5) == pytest.approx(5e-4)
@@ -150,7 +172,7 @@ def test_plateau_state_dict_round_trips():
     for score in (5.0, 4.0, 3.0, 2.0, 1.0):  # one reduction, then one bad validation
         s.observe(score, True)
     state = s.state_dict()
-    assert state == {"plateau_scale": 0.5, "plateau_best": 5.0, "plateau_bad": 1}
+    assert state == {"plateau_scale": 0.5, "plateau_best": 5.0, "plateau_bad": 1, "decay_start": None, "decay_steps": 0}
     restored = schedule(schedule="plateau", plateau_patience=3)
     restored.load_state_dict(state)
     assert restored.lr_at(7) == s.lr_at(7)
