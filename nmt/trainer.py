@@ -415,6 +415,8 @@ class Trainer:
 
     def _stop_early(self, state: TrainState, reason: str) -> None:
         """Stop now, or, under a schedule that ends with a decay, start it (if the rate is still constant) and stop after it."""
+        if state.stopped:  # the validation of a run that is ending anyway
+            return
         if not self.schedule.ends_with_decay:
             state.stopped = reason
         elif (updates := self.schedule.start_final_decay(state.step)) is not None:
@@ -422,6 +424,8 @@ class Trainer:
                 f"{reason}: lowering lr to train.min_lr over the next {updates} updates "
                 f"(train.decay_fraction={self.config.train.decay_fraction}), then stopping"
             )
+        else:
+            self.tracker.log(f"{reason}: the final decay is under way; training stops at its end")
 
     def _save(self, state: TrainState, scores: dict[str, Any], is_best: bool) -> None:
         """Every rank's RNG streams go into the checkpoint; rank 0 alone writes it."""

@@ -108,33 +108,34 @@ class _StopAfter:
 
 
 def test_early_stopping_under_a_final_decay_schedule_decays_then_stops_and_resumes_mid_decay(monkeypatch, toy, tmp_path):
-    """Patience runs out at step 30 (BLEU 10, 20, 15): the rate decays over 8 more updates, then the run ends."""
+    """Patience runs out at step 30 (BLEU 10, 20, 15): the rate decays over 30 more updates, then the run ends."""
     bleu = itertools.chain([10.0, 20.0], itertools.repeat(15.0))  # one per validation, over the stopped and resumed runs
     monkeypatch.setattr("nmt.trainer.Validator.scores", lambda self: {"loss": 1.0, "ppl": 2.7, "bleu": next(bleu)})
     extra = (
         "train.max_steps=0",
         "train.schedule=linear",
-        "train.decay_fraction=0.2",
+        "train.decay_fraction=0.5",
         "train.early_stopping_patience=1",
         "train.eval_every_steps=10",
         "train.min_lr=0",
     )
-    monkeypatch.setattr("nmt.trainer.GracefulStop", lambda: _StopAfter(34))
+    monkeypatch.setattr("nmt.trainer.GracefulStop", lambda: _StopAfter(45))
     interrupted = tmp_path / "interrupted"
-    assert _trainer(toy, interrupted, *extra).fit().step == 34
+    assert _trainer(toy, interrupted, *extra).fit().step == 45
     monkeypatch.undo()
     monkeypatch.setattr("nmt.trainer.Validator.scores", lambda self: {"loss": 1.0, "ppl": 2.7, "bleu": next(bleu)})
     state = _trainer(toy, interrupted, *extra).fit()
     log = (interrupted / "train.log").read_text()
-    assert "early stopping: no bleu improvement in 1 validations: lowering lr to train.min_lr over the next 8 updates" in log
-    assert state.step == 38 and state.stopped == "early stopping: the final decay from step 30 ended"
+    assert "early stopping: no bleu improvement in 1 validations: lowering lr to train.min_lr over the next 30 updates" in log
+    assert state.step == 60 and state.stopped == "early stopping: the final decay from step 30 ended"
+    assert log.count("the final decay is under way; training stops at its end") == 2  # validations at 40, 50
     ckpt = load_checkpoint(interrupted / "checkpoints" / "last.pt")
-    assert ckpt["state"]["step"] == 38 and ckpt["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.005 / 8)
-    assert "training already finished at step 38" in _rerun_log(toy, interrupted, extra)
+    assert ckpt["state"]["step"] == 60 and ckpt["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.005 / 30)
+    assert "training already finished at step 60" in _rerun_log(toy, interrupted, extra)
 
     bleu = itertools.chain([10.0, 20.0], itertools.repeat(15.0))
     straight = tmp_path / "straight"
-    assert _trainer(toy, straight, *extra).fit().step == 38
+    assert _trainer(toy, straight, *extra).fit().step == 60
     weights = load_checkpoint(straight / "checkpoints" / "last.pt")["model"]
     assert all(torch.equal(weights[k], ckpt["model"][k]) for k in weights), "the resumed decay differs"
 
