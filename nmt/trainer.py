@@ -144,6 +144,11 @@ class Trainer:
         if resume is not None:
             state = self._restore(resume)
             log(f"resuming from step {state.step} (epoch {state.epoch}, batch {state.batch_in_epoch})")
+        if state.stopped and self._patience_left(state):
+            log(
+                f"continuing a run that ended by {state.stopped!r}: train.early_stopping_patience is now {cfg.train.early_stopping_patience}"
+            )
+            state.stopped = ""
         if state.stopped:
             log(f"training already finished at step {state.step}: {state.stopped}")
             return state
@@ -295,6 +300,14 @@ class Trainer:
             self._validate_and_save(state)
         self.tracker.log(f"training stopped at step {state.step}: {reason}")
         return state
+
+    def _patience_left(self, state: TrainState) -> bool:
+        """True when early stopping, as configured now, would not have stopped the run (patience raised or off).
+
+        A run whose final decay has ended is finished whatever the patience.
+        """
+        patience = self.config.train.early_stopping_patience
+        return self.schedule.decay_start is None and (patience == 0 or state.bad_validations < patience)
 
     def _reached_limit(self, state: TrainState) -> bool:
         """True when a resumed run has nothing left to do under the current limits."""

@@ -140,6 +140,21 @@ def test_early_stopping_under_a_final_decay_schedule_decays_then_stops_and_resum
     assert all(torch.equal(weights[k], ckpt["model"][k]) for k in weights), "the resumed decay differs"
 
 
+def test_an_early_stopped_run_continues_when_patience_is_raised(monkeypatch, toy, tmp_path):
+    bleu = itertools.chain([10.0, 20.0], itertools.repeat(15.0))
+    monkeypatch.setattr("nmt.trainer.Validator.scores", lambda self: {"loss": 1.0, "ppl": 2.7, "bleu": next(bleu)})
+    run_dir, extra = tmp_path / "run", ("train.max_steps=0", "train.eval_every_steps=10")
+    assert _trainer(toy, run_dir, *extra, "train.early_stopping_patience=1").fit().step == 30
+    assert "training already finished at step 30" in _rerun_log(toy, run_dir, (*extra, "train.early_stopping_patience=1"))
+    state = _trainer(toy, run_dir, *extra, "train.early_stopping_patience=3").fit()  # two more validations at 15
+    assert state.step == 50 and state.stopped == "early stopping: no bleu improvement in 3 validations"
+    assert (
+        "continuing a run that ended by 'early stopping: no bleu improvement in 1 validations'"
+        in (run_dir / "train.log").read_text()
+    )
+    assert load_checkpoint(run_dir / "checkpoints" / "best.pt")["state"]["step"] == 20
+
+
 def _rerun_log(toy: Path, run_dir: Path, extra: tuple[str, ...]) -> str:
     _trainer(toy, run_dir, *extra).fit()
     return (run_dir / "train.log").read_text()
