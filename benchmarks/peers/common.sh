@@ -1,5 +1,9 @@
 # Sourced by run_joey.sh, run_onmt.sh, run_nmt.sh, run_all.sh and translate_rounds.sh (not run by itself).
 #
+# peers_driver_defaults: the drivers' settings (PEERS_ENV, PEERS_DATA, RESULTS, STEPS, WARMUP,
+#   TAG; their defaults are in the drivers' headers) and paths: PB (peerbench.py), SP (the
+#   sentencepiece-encoded data).
+#
 # peers_machine_lines REPO: date, host, CPU, load and REPO's commit, for a run's env file.
 #
 # peers_train_run RUN: whether the driver trains. Normally yes, into an emptied RUN; with
@@ -14,6 +18,19 @@
 #   TEST_RAW_DE  source, raw text (nmt applies sentencepiece itself)
 #   TEST_REF     raw English reference (BLEU)
 #   TEST_WHAT    label for the result files, e.g. "test_2016" or "test_2016[:20]"
+PEERS_HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+peers_driver_defaults() {
+    PEERS_ENV="${PEERS_ENV:-$HOME/.cache/nmt-peers/env}"
+    PEERS_DATA="${PEERS_DATA:-$HOME/.cache/nmt-peers/data}"
+    RESULTS="${RESULTS:-$PEERS_DATA/results}"
+    STEPS="${STEPS:-500}"
+    WARMUP="${WARMUP:-20}"
+    TAG="${TAG:-cpu}"
+    PB="$PEERS_HERE/peerbench.py"
+    SP="$PEERS_DATA/sp"
+}
+
 peers_test_set() {
     local n="${TEST_LINES:-}"
     if [ -z "$n" ] && [ "${SMOKE:-0}" = 1 ]; then n=20; fi

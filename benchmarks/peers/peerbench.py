@@ -238,6 +238,37 @@ def _read_stats(path):
     return out
 
 
+def _run_fields(args, run, logged_steps):
+    """The fields every training summary starts with: the run's wall time, exit, memory."""
+    res = {
+        "toolkit": args.toolkit,
+        "log": args.log,
+        "logged_steps": logged_steps,
+        "wall_s": run["wall_s"],
+        "returncode": run["returncode"],
+        "budget_interrupted": run.get("budget_interrupted"),
+        "max_rss_mib_largest_proc": run["max_rss_mib_largest_proc"],
+        "peak_tree_pss_mib_sampled": run["peak_tree_pss_mib_sampled"],
+        "peak_tree_rss_mib_sampled": run["peak_tree_rss_mib_sampled"],
+        "peak_gpu_used_mib_nvidia_smi": run.get("peak_gpu_used_mib_nvidia_smi"),
+    }
+    if args.cuda_mem and os.path.exists(args.cuda_mem):
+        with open(args.cuda_mem) as f:
+            res["torch_cuda"] = json.load(f)
+    return res
+
+
+def _corpus_estimates(res, st, sents, secs):
+    """Pieces/s expected from the corpus means (random batches over the whole corpus); False without stats."""
+    if not st:
+        return False
+    src_m, tgt_m = st[("train", "de")], st[("train", "en")]
+    res["corpus_mean_pieces_per_sent"] = {"src": round(src_m, 3), "tgt": round(tgt_m, 3)}
+    res["tgt_pieces_per_s_est"] = round(sents * tgt_m / secs, 1)
+    res["src_plus_tgt_pieces_per_s_est"] = round(sents * (src_m + tgt_m) / secs, 1)
+    return True
+
+
 def cmd_train_stats(args):
     if args.toolkit == "nmt":
         return _train_stats_nmt(args)
@@ -266,21 +297,7 @@ def cmd_train_stats(args):
                 sents = int(m.group(7))
                 nb = sents / max(int(m.group(10)), 1)
                 rows.append((int(m.group(2)), t, int(m.group(8)) * nb, int(m.group(9)) * nb, sents, float(m.group(5))))
-    res = {
-        "toolkit": args.toolkit,
-        "log": args.log,
-        "logged_steps": len(rows),
-        "wall_s": run["wall_s"],
-        "returncode": run["returncode"],
-        "budget_interrupted": run.get("budget_interrupted"),
-        "max_rss_mib_largest_proc": run["max_rss_mib_largest_proc"],
-        "peak_tree_pss_mib_sampled": run["peak_tree_pss_mib_sampled"],
-        "peak_tree_rss_mib_sampled": run["peak_tree_rss_mib_sampled"],
-        "peak_gpu_used_mib_nvidia_smi": run.get("peak_gpu_used_mib_nvidia_smi"),
-    }
-    if args.cuda_mem and os.path.exists(args.cuda_mem):
-        with open(args.cuda_mem) as f:
-            res["torch_cuda"] = json.load(f)
+    res = _run_fields(args, run, len(rows))
     if not rows:
         res["error"] = "no step lines found in log"
         _dump(res, args.out)
@@ -318,13 +335,8 @@ def cmd_train_stats(args):
             src = sum(r[2] for r in inner)
             res["src_pieces_per_s_logged"] = round(src / secs, 1)
             res["src_plus_tgt_pieces_per_s_logged"] = round((src + res["tgt_pieces_per_s_logged"] * secs) / secs, 1)
-        # expectation from corpus means (random batches over the whole corpus)
         st = _read_stats(args.stats)
-        if st:
-            src_m, tgt_m = st[("train", "de")], st[("train", "en")]
-            res["corpus_mean_pieces_per_sent"] = {"src": round(src_m, 3), "tgt": round(tgt_m, 3)}
-            res["tgt_pieces_per_s_est"] = round(sents * tgt_m / secs, 1)
-            res["src_plus_tgt_pieces_per_s_est"] = round(sents * (src_m + tgt_m) / secs, 1)
+        _corpus_estimates(res, st, sents, secs)
         if "src_plus_tgt_pieces_per_s_logged" not in res and "tgt_pieces_per_s_logged" in res and st:
             # Joey logs target tokens only; add source pieces from the corpus mean
             res["src_plus_tgt_pieces_per_s_mixed"] = round(res["tgt_pieces_per_s_logged"] + sents * st[("train", "de")] / secs, 1)
@@ -349,21 +361,7 @@ def _train_stats_nmt(args):
         step = int(m.group(2))
         rows.append((step, _epoch_s(m.group(1)), step - prev_step, float(m.group(8)), float(m.group(4))))
         prev_step = step
-    res = {
-        "toolkit": "nmt",
-        "log": args.log,
-        "logged_steps": len(rows),
-        "wall_s": run["wall_s"],
-        "returncode": run["returncode"],
-        "budget_interrupted": run.get("budget_interrupted"),
-        "max_rss_mib_largest_proc": run["max_rss_mib_largest_proc"],
-        "peak_tree_pss_mib_sampled": run["peak_tree_pss_mib_sampled"],
-        "peak_tree_rss_mib_sampled": run["peak_tree_rss_mib_sampled"],
-        "peak_gpu_used_mib_nvidia_smi": run.get("peak_gpu_used_mib_nvidia_smi"),
-    }
-    if args.cuda_mem and os.path.exists(args.cuda_mem):
-        with open(args.cuda_mem) as f:
-            res["torch_cuda"] = json.load(f)
+    res = _run_fields(args, run, len(rows))
     gpu = re.findall(r"peak GPU memory (\d+) MiB", text)
     if gpu:
         res["peak_gpu_allocated_mib_nmt_log"] = int(gpu[-1])
@@ -401,13 +399,11 @@ def _train_stats_nmt(args):
                     }
                 )
                 st = _read_stats(args.stats)
-                if st:
-                    src_m, tgt_m = st[("train", "de")], st[("train", "en")]
-                    res["corpus_mean_pieces_per_sent"] = {"src": round(src_m, 3), "tgt": round(tgt_m, 3)}
-                    res["tgt_pieces_per_s_est"] = round(sents * tgt_m / secs, 1)
-                    res["src_plus_tgt_pieces_per_s_est"] = round(sents * (src_m + tgt_m) / secs, 1)
+                if _corpus_estimates(res, st, sents, secs):
                     # like Joey: target pieces logged, source pieces from the corpus mean
-                    res["src_plus_tgt_pieces_per_s_mixed"] = round(res["tgt_pieces_per_s_logged"] + sents * src_m / secs, 1)
+                    res["src_plus_tgt_pieces_per_s_mixed"] = round(
+                        res["tgt_pieces_per_s_logged"] + sents * st[("train", "de")] / secs, 1
+                    )
     _dump(res, args.out)
 
 

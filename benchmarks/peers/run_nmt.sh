@@ -28,15 +28,8 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 # shellcheck source=common.sh
 . "$HERE/common.sh"
-PEERS_ENV="${PEERS_ENV:-$HOME/.cache/nmt-peers/env}"
-PEERS_DATA="${PEERS_DATA:-$HOME/.cache/nmt-peers/data}"
-RESULTS="${RESULTS:-$PEERS_DATA/results}"
-STEPS="${STEPS:-500}"
-WARMUP="${WARMUP:-20}"
-TAG="${TAG:-cpu}"
+peers_driver_defaults
 LOG_EVERY="${LOG_EVERY:-1}"
-PB="$HERE/peerbench.py"
-SP="$PEERS_DATA/sp"
 RAW="$PEERS_DATA/raw"
 
 if [ -z "${NMT_PY:-}" ]; then

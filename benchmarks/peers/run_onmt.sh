@@ -28,16 +28,9 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=common.sh
 . "$HERE/common.sh"
-PEERS_ENV="${PEERS_ENV:-$HOME/.cache/nmt-peers/env}"
-PEERS_DATA="${PEERS_DATA:-$HOME/.cache/nmt-peers/data}"
-RESULTS="${RESULTS:-$PEERS_DATA/results}"
-STEPS="${STEPS:-500}"
-WARMUP="${WARMUP:-20}"
-TAG="${TAG:-cpu}"
+peers_driver_defaults
 VENV="$PEERS_ENV/onmt"
 PY="$VENV/bin/python"
-PB="$HERE/peerbench.py"
-SP="$PEERS_DATA/sp"
 export TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1
 
 if ! "$PY" -c "import onmt.bin.train, onmt.bin.translate" 2>/dev/null; then
