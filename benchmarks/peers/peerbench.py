@@ -26,6 +26,7 @@ sacrebleu (bleu). Subcommands:
 
 import argparse
 import datetime as dt
+import glob
 import json
 import os
 import re
@@ -626,6 +627,21 @@ def cmd_summary(args):
                     f"{ts.get('mean_output_pieces')}; rc {ts.get('returncode')}",
                     end="",
                 )
+    print()
+    for tk in toolkits:  # extra searches, e.g. gpu_run.sh's beam 5 with the whole test set in one batch
+        for path in sorted(glob.glob(os.path.join(d, f"{tk}_{m}_test_beam*_*.json"))):
+            if path.endswith((".bleu.json", ".run.json", ".cudamem.json")):
+                continue
+            stem = path[: -len(".json")]
+            ts, bl = _load(path), _load(stem + ".bleu.json")
+            variant = os.path.basename(stem)[len(f"{tk}_{m}_test_") :]
+            print(
+                f"\n{tk} {variant}: {ts.get('what')}; "
+                f"decode {_fmt(ts.get('decode_s_toolkit_reported'))} s / wall {_fmt(ts.get('wall_s_incl_startup'))} s, "
+                f"{_fmt(ts.get('sents_per_s_decode_only'))} sentences/s (decode), BLEU {_fmt(bl.get('bleu'), 2)}; "
+                f"rc {ts.get('returncode')}",
+                end="",
+            )
     print()
     sig = None
     for tk in toolkits:

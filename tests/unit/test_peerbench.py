@@ -1,4 +1,4 @@
-"""benchmarks/peers/peerbench.py rounds: the table translate_rounds.sh prints."""
+"""benchmarks/peers/peerbench.py: the tables translate_rounds.sh and gpu_run.sh print."""
 
 import json
 import subprocess
@@ -48,3 +48,21 @@ def test_rounds_shows_every_bleu_when_rounds_disagree(tmp_path: Path) -> None:
             _write(tmp_path / f"r{number}" / f"{tk}_t_test_beam5.json", {"sents_per_s_decode_only": 10.0})
             _write(tmp_path / f"r{number}" / f"{tk}_t_test_beam5.bleu.json", {"bleu": bleu})
     assert _rounds_table(tmp_path)[("nmt", "5")][4] == "21.50 / 21.60"
+
+
+def test_summary_lists_extra_searches_below_the_table(tmp_path: Path) -> None:
+    _write(tmp_path / "nmt_gpu_train.json", {"last_step": 3, "tgt_tok_per_s_with_eos_logged": 900.0})
+    for name, speed, bleu in (("beam5", 100.0, 30.1), ("beam5_onebatch", 400.0, 30.2)):
+        _write(tmp_path / f"nmt_gpu_test_{name}.json", {"sents_per_s_decode_only": speed, "what": name, "returncode": 0})
+        _write(tmp_path / f"nmt_gpu_test_{name}.bleu.json", {"bleu": bleu})
+    _write(tmp_path / "nmt_gpu_test_beam5_onebatch.run.json", {"wall_s": 2.0})  # the raw run: not a search
+    out = subprocess.run(
+        [sys.executable, str(PEERBENCH), "summary", "--dir", str(tmp_path), "--mode", "gpu", "--toolkits", "nmt"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    row = next(line for line in out.splitlines() if line.startswith("| nmt "))
+    assert "| 100.0 | 30.10 |" in row  # the standard beam-5 search stays in the table
+    extra = [line for line in out.splitlines() if line.startswith("nmt beam5_")]
+    assert extra == ["nmt beam5_onebatch: beam5_onebatch; decode - s / wall - s, 400.0 sentences/s (decode), BLEU 30.20; rc 0"]
