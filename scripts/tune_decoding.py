@@ -45,7 +45,9 @@ def main() -> int:
     parser.add_argument("--ref", required=True, help="validation reference")
     parser.add_argument("--beams", type=int, nargs="+", default=[5, 10])
     parser.add_argument("--alphas", type=float, nargs="+", default=[0.0, 0.6, 1.0])
-    parser.add_argument("--amp", choices=["off", "bf16", "fp16"], default="off", help="search precision")
+    parser.add_argument(
+        "--amp", choices=["off", "bf16", "fp16", "int8"], default="off", help="search precision (as nmt-translate --amp)"
+    )
     parser.add_argument("--device", help="cpu or cuda (default: cuda if available)")
     args = parser.parse_args()
     try:
@@ -62,7 +64,8 @@ def main() -> int:
         print(f"| {row['beam']} | {row['alpha']:g} | {row['bleu']:.2f} | {row['sent_per_s']:.1f} |")
     best = max(rows, key=lambda row: row["bleu"])
     print(f"\nbest on {args.src}: BLEU {best['bleu']:.2f} ({best['signature']})")
-    print(f"nmt-translate --model {args.model} --beam {best['beam']} --length-penalty {best['alpha']:g}")
+    amp = "" if args.amp == "off" else f" --amp {args.amp}"  # the flags must reproduce the tuned search
+    print(f"nmt-translate --model {args.model} --beam {best['beam']} --length-penalty {best['alpha']:g}{amp}")
     return 0
 
 

@@ -319,3 +319,16 @@ def test_tune_decoding_scores_every_setting_and_agrees_with_validation(trained_r
     assert table[(1, 0.0)] == pytest.approx(best["scores"]["bleu"], abs=0.005)
     top = max(table, key=table.get)
     assert f"--beam {top[0]} --length-penalty {top[1]:g}" in result.stdout
+
+
+def test_tune_decoding_in_int8_prints_flags_that_search_in_int8(trained_run):
+    data, run_dir = trained_run["data"], trained_run["run_dir"]
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "tune_decoding.py"), "--model", str(run_dir), "--amp", "int8"]
+        + ["--src", str(data / "valid.src"), "--ref", str(data / "valid.tgt"), "--beams", "3", "--alphas", "0"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.rstrip().endswith(f"nmt-translate --model {run_dir} --beam 3 --length-penalty 0 --amp int8")
