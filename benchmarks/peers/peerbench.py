@@ -639,10 +639,8 @@ def cmd_summary(args):
                 f"\n{tk} {variant}: {ts.get('what')}; "
                 f"decode {_fmt(ts.get('decode_s_toolkit_reported'))} s / wall {_fmt(ts.get('wall_s_incl_startup'))} s, "
                 f"{_fmt(ts.get('sents_per_s_decode_only'))} sentences/s (decode), BLEU {_fmt(bl.get('bleu'), 2)}; "
-                f"rc {ts.get('returncode')}",
-                end="",
+                f"rc {ts.get('returncode')}"
             )
-    print()
     sig = None
     for tk in toolkits:
         sig = sig or _load(os.path.join(d, f"{tk}_{m}_test_beam5.bleu.json")).get("signature")
