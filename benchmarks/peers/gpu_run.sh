@@ -296,6 +296,7 @@ run_nmt() {
     fi
 }
 
+# called from run_nmt, whose locals device, nmt_pp and n_left they read
 nmt_search() {  # nmt_search NAME BEAM PRECISION [nmt-translate options]: test_2016 -> $WORK/NAME.detok, timed
     local name="$1" beam="$2" prec="$3"
     shift 3

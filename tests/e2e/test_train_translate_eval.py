@@ -303,16 +303,9 @@ def test_average_checkpoints_and_python_api(trained_run, tmp_path):
 
 def test_tune_decoding_scores_every_setting_and_agrees_with_validation(trained_run):
     """scripts/tune_decoding.py: a row per (beam, alpha); its greedy row is the validation BLEU."""
-    data, run_dir = trained_run["data"], trained_run["run_dir"]
+    run_dir = trained_run["run_dir"]
     best = torch.load(run_dir / "checkpoints" / "best.pt", weights_only=True)
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "tune_decoding.py"), "--model", str(run_dir)]
-        + ["--src", str(data / "valid.src"), "--ref", str(data / "valid.tgt"), "--beams", "1", "3", "--alphas", "0", "1"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    result = _tune_decoding(trained_run, "--beams", "1", "3", "--alphas", "0", "1")
     rows = [line.split("|")[1:4] for line in result.stdout.splitlines() if line.startswith("| ") and "beam" not in line]
     table = {(int(beam), float(alpha)): float(bleu) for beam, alpha, bleu in rows}
     assert sorted(table) == [(1, 0.0), (1, 1.0), (3, 0.0), (3, 1.0)]
@@ -322,13 +315,20 @@ def test_tune_decoding_scores_every_setting_and_agrees_with_validation(trained_r
 
 
 def test_tune_decoding_in_int8_prints_flags_that_search_in_int8(trained_run):
+    result = _tune_decoding(trained_run, "--amp", "int8", "--beams", "3", "--alphas", "0")
+    run_dir = trained_run["run_dir"]
+    assert result.stdout.rstrip().endswith(f"nmt-translate --model {run_dir} --beam 3 --length-penalty 0 --amp int8")
+
+
+def _tune_decoding(trained_run, *options: str) -> subprocess.CompletedProcess:
+    """scripts/tune_decoding.py on the trained run and the toy validation set; must exit 0."""
     data, run_dir = trained_run["data"], trained_run["run_dir"]
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "tune_decoding.py"), "--model", str(run_dir), "--amp", "int8"]
-        + ["--src", str(data / "valid.src"), "--ref", str(data / "valid.tgt"), "--beams", "3", "--alphas", "0"],
+        [sys.executable, str(ROOT / "scripts" / "tune_decoding.py"), "--model", str(run_dir)]
+        + ["--src", str(data / "valid.src"), "--ref", str(data / "valid.tgt"), *options],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.rstrip().endswith(f"nmt-translate --model {run_dir} --beam 3 --length-penalty 0 --amp int8")
+    return result
