@@ -16,9 +16,10 @@ from typing import Any
 import torch
 
 from nmt.atomic import write_atomic
-from nmt.errors import CheckpointError
+from nmt.errors import CheckpointError, brief
 
-FORMAT = "nmt-checkpoint-v1"
+FORMAT_FAMILY = "nmt-checkpoint-"
+FORMAT = f"{FORMAT_FAMILY}v1"
 CKPT_DIR = "checkpoints"
 STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
 
@@ -66,37 +67,133 @@ def _prune(directory: Path, keep: int) -> None:
         old.unlink(missing_ok=True)
 
 
+class UnusableCheckpoint(CheckpointError):
+    """A checkpoint file nmt cannot use; `kind` says why in a few words (for a run's summary)."""
+
+    def __init__(self, path: Path, kind: str, detail: str, advice: str) -> None:
+        super().__init__(f"{path}: {kind}{detail}; {advice}")
+        self.path = path
+        self.kind = kind
+
+
+# The checkpoint schema: what every checkpoint holds, and what a training checkpoint adds so that
+# a run can resume from it (an averaged checkpoint has only the first part).
+FIELDS = {"config": dict, "tokenizer": dict, "model": dict, "state": dict, "scores": dict}
+TRAINING_FIELDS = {"optimizer": dict, "schedule": dict, "scaler": dict, "rng": list}
+_PASS_ANOTHER = "pass a complete checkpoint written by nmt-train (e.g. another step_N.pt of the run)"
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint without executing pickled code (weights_only); errors name the file."""
+    """Read a checkpoint without executing pickled code (weights_only) and check its schema once.
+
+    Every failure is an `UnusableCheckpoint` naming the file: unreadable, not an nmt checkpoint,
+    another format version, or fields missing or of the wrong type.
+    """
     path = Path(path)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: checkpoint not found") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"{path}: is a directory, not a checkpoint file; pass a .pt file or a run directory") from None
     except Exception as err:  # torch.load raises many types on junk (KeyError, IndexError, UnpicklingError, ...)
-        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
-        raise CheckpointError(
-            f"{path}: unreadable or truncated checkpoint ({first}); pass a complete checkpoint written by nmt-train"
-        ) from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not an nmt checkpoint (no '{FORMAT}' marker); pass a file written by nmt-train")
+        raise UnusableCheckpoint(path, "unreadable or truncated checkpoint", f" ({brief(err)})", _PASS_ANOTHER) from None
+    marker = state.get("format") if isinstance(state, dict) else None
+    if isinstance(marker, str) and marker.startswith(FORMAT_FAMILY) and marker != FORMAT:
+        raise UnusableCheckpoint(
+            path,
+            f"checkpoint format '{marker}'",
+            f" (written by another nmt version; this one reads '{FORMAT}')",
+            "use the nmt version that wrote it",
+        )
+    if marker != FORMAT:
+        raise UnusableCheckpoint(path, "not an nmt checkpoint", f" (no '{FORMAT}' marker)", "pass a file written by nmt-train")
+    problems = _schema_problems(state, FIELDS)
+    if problems:
+        raise UnusableCheckpoint(path, "incomplete nmt checkpoint", f" ({problems})", _PASS_ANOTHER)
     return state
 
 
-def find_latest(run_dir: Path, log) -> dict[str, Any] | None:
-    """The newest readable checkpoint of a run (last.pt, else step files newest first), or None."""
+def check_resumable(state: dict[str, Any], path: Path) -> None:
+    """Raise `UnusableCheckpoint` unless `state` holds what resuming training needs."""
+    if "averaged_from" in state:
+        raise UnusableCheckpoint(
+            path,
+            "an averaged checkpoint",
+            " (no optimizer or RNG state): training cannot resume from it",
+            "translate with it, and keep it outside the run's checkpoints/ folder",
+        )
+    problems = _schema_problems(state, TRAINING_FIELDS)
+    if problems:
+        raise UnusableCheckpoint(
+            path, "not a training checkpoint", f" ({problems}): training cannot resume from it", _PASS_ANOTHER
+        )
+
+
+def _schema_problems(state: dict[str, Any], fields: dict[str, type]) -> str:
+    """'' if `state` has every field of `fields` with its type, else what is missing or wrong."""
+    missing = [name for name in fields if name not in state]
+    wrong = [f"'{n}' is {type(state[n]).__name__}" for n, kind in fields.items() if n in state and not isinstance(state[n], kind)]
+    if fields is FIELDS and not missing and not wrong:
+        wrong += _tokenizer_problems(state["tokenizer"]) + _counter_problems(state["state"]) + _score_problems(state["scores"])
+    parts = ([f"no {', '.join(repr(m) for m in missing)}"] if missing else []) + wrong
+    return "; ".join(parts)
+
+
+def _tokenizer_problems(protos: dict[str, Any]) -> list[str]:
+    sides = ("joint",) if "joint" in protos else ("src", "tgt")
+    bad = [side for side in sides if not isinstance(protos.get(side), bytes)]
+    return [f"tokenizer has no {'/'.join(bad)} sentencepiece model"] if bad else []
+
+
+def _counter_problems(counters: dict[str, Any]) -> list[str]:
+    step = counters.get("step")
+    return [] if isinstance(step, int) and step >= 0 else [f"state.step is {step!r}"]
+
+
+def _score_problems(scores: dict[str, Any]) -> list[str]:
+    """A validation score, where there is one, is a number with its direction (checkpoint selection reads both)."""
+    if not scores:
+        return []
+    if isinstance(scores.get("value"), (int, float)) and isinstance(scores.get("higher_is_better"), bool):
+        return []
+    return ["scores lack a numeric 'value' with 'higher_is_better'"]
+
+
+def find_latest(run_dir: Path, log) -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint a run can resume from, with its path; None if the run has none.
+
+    Looks at last.pt, the step files newest first, then best.pt, and falls back past files it
+    cannot use (logging why). A checkpoints/ folder whose every file is unusable raises
+    `CheckpointError` naming what was found: starting over would write over those files.
+    """
     directory = Path(run_dir) / CKPT_DIR
+    if directory.exists() and not directory.is_dir():
+        raise CheckpointError(f"{directory}: is a file, where nmt keeps a run's checkpoints; move it away or set another run_dir")
     if not directory.is_dir():
         return None
-    candidates = [directory / "last.pt", *step_files(directory)]
+    candidates = [p for p in (directory / "last.pt", *step_files(directory), directory / "best.pt") if p.exists()]
+    unusable: dict[str, list[str]] = {}  # kind -> file names
+    tried: dict[tuple[int, int], UnusableCheckpoint] = {}  # last/best are hard links: read each file once
     for path in candidates:
-        if not path.exists():
-            continue
-        try:
-            return load_checkpoint(path)
-        except CheckpointError as err:
-            log(f"warning: {err}; trying an older checkpoint")
-    return None
+        info = path.stat()
+        err = tried.get((info.st_dev, info.st_ino))
+        if err is None:
+            try:
+                state = load_checkpoint(path)
+                check_resumable(state, path)
+                return path, state
+            except UnusableCheckpoint as found:
+                err = tried[(info.st_dev, info.st_ino)] = found
+                log(f"warning: {err}; trying an older checkpoint")
+        unusable.setdefault(err.kind, []).append(path.name)
+    if not unusable:
+        return None
+    found = "; ".join(f"{', '.join(names)}: {kind}" for kind, names in unusable.items())
+    raise CheckpointError(
+        f"{directory}: no checkpoint there can be resumed ({found}); nothing was changed; "
+        f"to start over set a new run_dir, or move {directory} away"
+    )
 
 
 def resolve_checkpoint(model: str | Path, prefer: str = "best") -> Path:
@@ -123,7 +220,7 @@ def average_checkpoints(paths: list[Path]) -> dict[str, Any]:
     states = [load_checkpoint(p) for p in paths]
     first = states[0]
     for path, state in zip(paths[1:], states[1:]):
-        if state["config"]["model"] != first["config"]["model"] or state["tokenizer"] != first["tokenizer"]:
+        if state["config"].get("model") != first["config"].get("model") or state["tokenizer"] != first["tokenizer"]:
             raise CheckpointError(f"{path}: a different model or tokenizer than {paths[0]}; average checkpoints of one run")
     averaged = {}
     for name, tensor in first["model"].items():
@@ -151,8 +248,8 @@ def select_checkpoints(run_dir: Path, count: int, by: str) -> list[Path]:
     if by == "best":
         ranked = []
         for path in files:
-            scores = load_checkpoint(path).get("scores") or {}
-            if "value" in scores:
+            scores = load_checkpoint(path)["scores"]
+            if scores:
                 ranked.append((scores["value"] if scores["higher_is_better"] else -scores["value"], path))
         files = [path for _, path in sorted(ranked, key=lambda item: item[0], reverse=True)]
     if len(files) < count:

@@ -19,3 +19,9 @@ class CheckpointError(NmtError):
 
 class TrainingError(NmtError):
     """Training cannot go on (repeated non-finite losses, repeated out-of-memory); exit code 1."""
+
+
+def brief(err: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (its type name if empty), for a one-line error."""
+    text = str(err).strip()
+    return text.splitlines()[0][:limit] if text else type(err).__name__

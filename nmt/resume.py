@@ -76,9 +76,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def check_resume_config(stored: dict[str, Any], config: Config, source: str, log) -> None:
+def check_resume_config(stored: dict[str, Any], config: Config, source: str, stored_source: str, log) -> None:
     """Refuse a resume that would change the model or the data order; log harmless changes."""
-    old = _flatten(config_from_dict(stored, "checkpoint").to_dict())
+    old = _flatten(config_from_dict(stored, stored_source).to_dict())
     new = _flatten(config.to_dict())
     for key in sorted(set(old) | set(new)):
         if old.get(key) == new.get(key):

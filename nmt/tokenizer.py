@@ -15,13 +15,18 @@ from pathlib import Path
 
 import sentencepiece as spm
 
-from nmt.atomic import write_bytes_atomic
 from nmt.config import TokenizerConfig
 from nmt.errors import DataError
+from nmt.run_dir import write_file
 
 JOINT_FILE = "spm.model"
 SRC_FILE = "spm.src.model"
 TGT_FILE = "spm.tgt.model"
+
+
+def file_names(joint: bool) -> tuple[str, ...]:
+    """The sentencepiece files of a run directory: one joint model, or one per side."""
+    return (JOINT_FILE,) if joint else (SRC_FILE, TGT_FILE)
 
 
 @dataclass(frozen=True)
@@ -99,11 +104,14 @@ class Tokenizer:
             return cls(side, side)
         return cls(SideTokenizer(protos["src"], origin), SideTokenizer(protos["tgt"], origin))
 
+    def files(self) -> dict[str, bytes]:
+        """The run directory's model files: name -> serialized model."""
+        return dict(zip(file_names(self.joint), (self.src.proto,) if self.joint else (self.src.proto, self.tgt.proto)))
+
     def save(self, run_dir: Path) -> None:
-        """Write the model files into the run directory (atomically)."""
-        files = {JOINT_FILE: self.src.proto} if self.joint else {SRC_FILE: self.src.proto, TGT_FILE: self.tgt.proto}
-        for name, proto in files.items():
-            write_bytes_atomic(run_dir / name, proto)
+        """Write the model files into the run directory (atomically; identical files are left alone)."""
+        for name, proto in self.files().items():
+            write_file(run_dir, name, proto)
 
     @classmethod
     def from_run_dir(cls, run_dir: Path) -> Tokenizer | None:

@@ -16,18 +16,18 @@ from typing import Any
 import torch
 import yaml
 
-from nmt.atomic import write_bytes_atomic
+from nmt import run_dir
 from nmt.batching import corpus_batch, epoch_generator, make_batches
 from nmt.checkpoint import find_latest, save_checkpoint
 from nmt.config import Config
 from nmt.data import Corpus, encode_corpus, read_corpus
 from nmt.distributed import Distributed, init_distributed, shutdown_distributed
-from nmt.errors import CheckpointError, ConfigError
+from nmt.errors import CheckpointError, ConfigError, brief
 from nmt.faults import BadStepGuard, GracefulStop
 from nmt.model import Seq2Seq
 from nmt.optim import LRSchedule, build_optimizer
 from nmt.resume import check_ranks_agree, check_resume_config, check_resume_tokenizer, rng_state, seed_everything, set_rng_state
-from nmt.tokenizer import Tokenizer, build_tokenizer
+from nmt.tokenizer import Tokenizer, build_tokenizer, file_names
 from nmt.tracking import Tracker
 from nmt.train_stats import StatsWindow, train_line, train_scalars
 from nmt.translator import check_precision
@@ -75,29 +75,46 @@ class Trainer:
             if self.config.data.valid:  # validation BLEU searches in decode.amp: fail now, not at the first validation
                 check_precision(self.config.decode.amp, self.device)
             if self.dist.is_main:
-                self._make_run_dir()
+                run_dir.prepare(self.run_dir)
             self.dist.barrier()
             notes: list[str] = []  # messages from before the log exists
-            resume = find_latest(self.run_dir, notes.append)
+            path, resume = find_latest(self.run_dir, notes.append) or (None, None)
             check_ranks_agree(self.run_dir, self.dist.gather(resume["state"]["step"] if resume else None))
-            train_text, valid_text, tokenizer = self._load_inputs(resume, notes.append)
+            files = self._own_files()
+            run_dir.check_free(self.run_dir, files, resumed=resume is not None)
+            train_text, valid_text, tokenizer = self._load_inputs(path, resume, notes.append)
             step = resume["state"]["step"] if resume else 0
+            if self.dist.is_main:
+                run_dir.record(self.run_dir, [*files, run_dir.CHECKPOINTS, run_dir.TENSORBOARD])
             self.tracker = Tracker(self.run_dir, resume_step=step, enabled=self.dist.is_main)
             try:
                 for note in notes:
                     self.tracker.log(note)
-                return self._fit(resume, train_text, valid_text, tokenizer)
+                return self._fit(path, resume, train_text, valid_text, tokenizer)
             finally:
                 self.tracker.close()
         finally:
             shutdown_distributed()
 
-    def _load_inputs(self, resume: dict[str, Any] | None, note) -> tuple[Texts, Texts | None, Tokenizer]:
+    def _own_files(self) -> dict[str, bytes | None]:
+        """The files this run writes at the top of run_dir, with their content where it is known before set-up."""
+        tok = self.config.tokenizer
+        given = [tok.model_file] if tok.joint else [tok.src_model_file, tok.tgt_model_file]
+        return {
+            run_dir.CONFIG_FILE: self._resolved_config(),
+            run_dir.LOG_FILE: None,
+            **{name: _read_or_none(model) for name, model in zip(file_names(tok.joint), given)},
+        }
+
+    def _resolved_config(self) -> bytes:
+        return yaml.safe_dump(self.config.to_dict(), sort_keys=False).encode()
+
+    def _load_inputs(self, path: Path | None, resume: dict[str, Any] | None, note) -> tuple[Texts, Texts | None, Tokenizer]:
         """Resume checks, corpora and the tokenizer (trained now on a fresh run)."""
         cfg = self.config
         if resume is not None:
-            check_resume_config(resume["config"], cfg, self.source, note)
-            tokenizer = Tokenizer.from_protos(resume["tokenizer"], "checkpoint")
+            check_resume_config(resume["config"], cfg, self.source, f"{path} (stored config)", note)
+            tokenizer = Tokenizer.from_protos(resume["tokenizer"], str(path))
             check_resume_tokenizer(tokenizer, self.run_dir)
         train_text = read_corpus(cfg.data.train, "data.train", note)
         valid_text = read_corpus(cfg.data.valid, "data.valid", note) if cfg.data.valid else None
@@ -108,11 +125,16 @@ class Trainer:
         return train_text, valid_text, tokenizer
 
     def _fit(
-        self, resume: dict[str, Any] | None, train_text: Texts, valid_text: Texts | None, tokenizer: Tokenizer
+        self,
+        path: Path | None,
+        resume: dict[str, Any] | None,
+        train_text: Texts,
+        valid_text: Texts | None,
+        tokenizer: Tokenizer,
     ) -> TrainState:
         cfg, log = self.config, self.tracker.log
         if self.dist.is_main:
-            write_bytes_atomic(self.run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())
+            run_dir.write_file(self.run_dir, run_dir.CONFIG_FILE, self._resolved_config())
             tokenizer.save(self.run_dir)
         if cfg.train.num_threads:
             torch.set_num_threads(cfg.train.num_threads)
@@ -142,7 +164,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         state = TrainState()
         if resume is not None:
-            state = self._restore(resume)
+            state = self._restore(path, resume)
             log(f"resuming from step {state.step} (epoch {state.epoch}, batch {state.batch_in_epoch})")
         if state.stopped and self._patience_left(state):
             log(
@@ -162,19 +184,6 @@ class Trainer:
             used = state.train_seconds
             log(f"train.max_time={cfg.train.max_time}: {used:.0f} s used, {cfg.train.max_seconds - used:.0f} s left")
         return self._train(state)
-
-    def _make_run_dir(self) -> None:
-        if self.run_dir.exists() and not self.run_dir.is_dir():
-            raise CheckpointError(f"{self.run_dir}: run_dir is an existing file; set run_dir to a directory")
-        try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            probe = self.run_dir / ".write_test"
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as err:
-            raise CheckpointError(
-                f"{self.run_dir}: run directory is not writable ({err.strerror}); set run_dir to a writable path"
-            ) from None
 
     def _amp_dtype(self, log) -> torch.dtype | None:
         amp = self.config.train.amp
@@ -462,18 +471,36 @@ class Trainer:
             "rng": rng,  # one entry per rank
         }
 
-    def _restore(self, ckpt: dict[str, Any]) -> TrainState:
-        self.model.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.schedule.load_state_dict(ckpt["schedule"])
-        if ckpt["scaler"]:
-            self.scaler.load_state_dict(ckpt["scaler"])
-        streams = ckpt["rng"]
+    def _restore(self, path: Path, ckpt: dict[str, Any]) -> TrainState:
+        try:
+            self.model.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.schedule.load_state_dict(ckpt["schedule"])
+            if ckpt["scaler"]:
+                self.scaler.load_state_dict(ckpt["scaler"])
+            state = TrainState(**ckpt["state"])
+            self._restore_rng(ckpt["rng"], state.step)
+        # what torch's load_state_dict, the dataclass and the RNG setters raise on a mismatch
+        except (RuntimeError, ValueError, KeyError, IndexError, TypeError) as err:
+            raise CheckpointError(
+                f"{path}: its weights or training state do not fit the model its config builds ({brief(err)}); "
+                "move the checkpoint out of the run's checkpoints/ folder to resume from an older one"
+            ) from None
+        return state
+
+    def _restore_rng(self, streams: list[dict[str, Any]], step: int) -> None:
         if len(streams) == self.dist.world_size:
             set_rng_state(streams[self.dist.rank])
         else:  # another number of ranks: same data order, fresh (but seeded) dropout streams
-            torch.manual_seed(self.config.seed * 1000 + self.dist.rank + ckpt["state"]["step"])
+            torch.manual_seed(self.config.seed * 1000 + self.dist.rank + step)
             self.tracker.log(
                 f"note: checkpoint has RNG streams of {len(streams)} ranks, this run has {self.dist.world_size}: reseeded"
             )
-        return TrainState(**ckpt["state"])
+
+
+def _read_or_none(path: str | None) -> bytes | None:
+    """A configured file's bytes, or None (not configured, or unreadable: reported later, when it is loaded)."""
+    try:
+        return Path(path).read_bytes() if path else None
+    except OSError:
+        return None

@@ -21,7 +21,7 @@ from nmt.batching import make_batches, pad_source
 from nmt.checkpoint import load_checkpoint, resolve_checkpoint
 from nmt.config import Config, DecodeConfig, config_from_dict, validate
 from nmt.decoder import AttentionDecoder
-from nmt.errors import CheckpointError, ConfigError
+from nmt.errors import CheckpointError, ConfigError, brief
 from nmt.int8 import int8_decoder
 from nmt.model import Seq2Seq
 from nmt.search import Hypothesis, beam_search, greedy_search
@@ -72,8 +72,7 @@ class Translator:
         try:
             model.load_state_dict(ckpt["model"])
         except RuntimeError as err:
-            first = str(err).strip().splitlines()[0]
-            raise CheckpointError(f"{path}: weights do not match the stored config ({first})") from None
+            raise CheckpointError(f"{path}: weights do not match the stored config ({brief(err)})") from None
         return cls(model.to(device_), tokenizer, config, device_)
 
     @classmethod

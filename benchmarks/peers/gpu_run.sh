@@ -268,7 +268,7 @@ run_nmt() {
         [ "$train_amp" = fp16 ] && echo "nmt: fp16 training failed; again with bf16"
     done
     amp=$train_amp  # search in the training precision (fp16 on the GPU, like OpenNMT-py's -precision fp16)
-    cp "$d/config.yaml" "$WORK/nmt_gpu_train.yaml" 2>/dev/null
+    cp "$d/config.resolved.yaml" "$WORK/nmt_gpu_train.yaml" 2>/dev/null
     "$PY" "$PB" train-stats --toolkit nmt --log "$d/train.log" \
         --run "$WORK/nmt_gpu_train.run.json" --warmup "$WARMUP" --batch 64 \
         --stats "$SP/stats.tsv" --cuda-mem "$WORK/nmt_gpu_train.cudamem.json" \

@@ -73,7 +73,7 @@ if peers_train_run "$RUN"; then
         train.device=cpu train.max_steps="$STEPS" train.max_sentences=64 train.max_tokens=100000 \
         train.early_stopping_patience=0 train.log_every_steps="$LOG_EVERY" train.eval_every_steps=100000000 \
         ${NMT_EXTRA:-}
-    cp "$RUN/config.yaml" "$RESULTS/nmt_${TAG}_train.yaml"
+    cp "$RUN/config.resolved.yaml" "$RESULTS/nmt_${TAG}_train.yaml"
     # train.log (the trainer's own log file) holds the same lines as the console log
     "$NMT_PY" "$PB" train-stats --toolkit nmt --log "$RUN/train.log" \
         --run "$RESULTS/nmt_${TAG}_train.run.json" --warmup "$WARMUP" --batch 64 \

@@ -274,7 +274,7 @@ def checkpoint_truncated(ctx: Ctx) -> list[str]:
 
 
 def checkpoint_text_file(ctx: Ctx) -> list[str]:
-    write(ctx, "config.yaml", (ctx.model / "config.yaml").read_bytes())  # --model config.yaml: a common slip
+    write(ctx, "config.yaml", (ctx.model / "config.resolved.yaml").read_bytes())  # --model config.yaml: a common slip
     write(ctx, "in.txt", "apple river\n")
     return ["nmt-translate", "--model", "config.yaml", "--input", "in.txt", "--output", existing_output(ctx)]
 
@@ -288,13 +288,113 @@ def checkpoint_empty_run_dir(ctx: Ctx) -> list[str]:
 def resume_with_replaced_spm(ctx: Ctx) -> list[str]:
     shutil.copytree(ctx.model, ctx.tmp / "run")
     write(ctx, "run/spm.model", other_sentencepiece_model())
-    return ["nmt-train", "--config", "run/config.yaml", "run_dir=run"]
+    return ["nmt-train", "--config", "run/config.resolved.yaml", "run_dir=run"]
 
 
 def run_dir_is_a_file(ctx: Ctx) -> list[str]:
     small_corpus(ctx)
     write(ctx, "run", "notes, not a run directory\n")
     return train()
+
+
+def resume_copy(ctx: Ctx, rewrite: Callable[[Path], None]) -> list[str]:
+    """A copy of the trained run whose every checkpoint file is passed to `rewrite`, then re-run."""
+    shutil.copytree(ctx.model, ctx.tmp / "run")
+    for path in sorted((ctx.tmp / "run" / "checkpoints").glob("*.pt")):
+        rewrite(path)
+    return ["nmt-train", "--config", "run/config.resolved.yaml", "run_dir=run"]
+
+
+def truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.unlink()  # last/best are hard links: give each name its own torn copy
+    path.write_bytes(data[: len(data) // 2])
+
+
+def rewrite_checkpoint(change: Callable[[dict], None]) -> Callable[[Path], None]:
+    def rewrite(path: Path) -> None:
+        import torch
+
+        state = torch.load(path, weights_only=True)
+        change(state)
+        path.unlink()
+        torch.save(state, path)
+
+    return rewrite
+
+
+def other_toolkits_checkpoint(path: Path) -> None:
+    import torch
+
+    path.unlink()
+    torch.save({"model": {"w": torch.zeros(2)}, "epoch": 3}, path)
+
+
+def resume_only_averaged(ctx: Ctx) -> list[str]:
+    shutil.copytree(ctx.model, ctx.tmp / "run")
+    checkpoints = ctx.tmp / "run" / "checkpoints"
+    subprocess.run(
+        [str(BIN / "nmt-average"), "--model", str(ctx.model), "--last", "1", "--output", str(ctx.tmp / "avg.pt")],
+        check=True,
+        capture_output=True,
+    )
+    for path in checkpoints.iterdir():
+        path.unlink()
+    (ctx.tmp / "avg.pt").rename(checkpoints / "step_99999999.pt")  # e.g. nmt-average --output run/checkpoints/...
+    return ["nmt-train", "--config", "run/config.resolved.yaml", "run_dir=run"]
+
+
+def checkpoint_without(*fields: str) -> Callable[[Ctx], list[str]]:
+    def prepare(ctx: Ctx) -> list[str]:
+        import torch
+
+        state = torch.load(ctx.model / "checkpoints" / "best.pt", weights_only=True)
+        for name in fields:
+            del state[name]
+        torch.save(state, ctx.tmp / "partial.pt")
+        write(ctx, "in.txt", "apple river\n")
+        return ["nmt-translate", "--model", "partial.pt", "--input", "in.txt", "--output", existing_output(ctx)]
+
+    return prepare
+
+
+def checkpoints_dir_is_a_file(ctx: Ctx) -> list[str]:
+    small_corpus(ctx)
+    write(ctx, "run/checkpoints", "my notes about checkpoints\n")
+    return train()
+
+
+def run_dir_holds_user_config(ctx: Ctx) -> list[str]:
+    # The config kept inside the directory it names: nmt writes config.resolved.yaml beside it.
+    small_corpus(ctx)
+    write(ctx, "exp/config.yaml", "# my commented config\n" + TINY.read_text(encoding="utf-8"))
+    return train("train.max_steps=1", "train.eval_every_steps=1", "run_dir=exp", config="exp/config.yaml")
+
+
+def check_user_config_kept(ctx: Ctx, result: subprocess.CompletedProcess) -> None:
+    assert (ctx.tmp / "exp" / "config.yaml").read_text(encoding="utf-8").startswith("# my commented config")
+    resolved = (ctx.tmp / "exp" / "config.resolved.yaml").read_text(encoding="utf-8")
+    assert "run_dir: exp" in resolved and "max_steps: 1" in resolved
+    assert (ctx.tmp / "exp" / "checkpoints" / "last.pt").is_file()
+
+
+def run_dir_holds_user_file(name: str, content: bytes) -> Callable[[Ctx], list[str]]:
+    def prepare(ctx: Ctx) -> list[str]:
+        small_corpus(ctx)
+        write(ctx, f"exp/{name}", content)
+        return train("run_dir=exp")
+
+    return prepare
+
+
+def run_dir_holds_the_configured_spm_model(ctx: Ctx) -> list[str]:
+    small_corpus(ctx)
+    write(ctx, "exp/spm.model", (ctx.model / "spm.model").read_bytes())
+    return train("run_dir=exp", "tokenizer.model_file=exp/spm.model", "train.max_steps=1", "train.eval_every_steps=1")
+
+
+def check_trained_one_step(ctx: Ctx, result: subprocess.CompletedProcess) -> None:
+    assert "training stopped at step 1" in (ctx.tmp / "exp" / "train.log").read_text(encoding="utf-8")
 
 
 def translate_invalid_utf8_stdin(ctx: Ctx) -> list[str]:
@@ -557,6 +657,89 @@ CASES = [
         "run-dir-is-a-file",
         run_dir_is_a_file,
         expect=("run: run_dir is an existing file", "set run_dir to a directory"),
+    ),
+    Case(
+        "resume-every-checkpoint-truncated",
+        lambda ctx: resume_copy(ctx, truncate),
+        expect=(
+            "run/checkpoints: no checkpoint there can be resumed",
+            "last.pt, step_00000060.pt, best.pt: unreadable or truncated checkpoint",
+            "nothing was changed",
+            "set a new run_dir, or move run/checkpoints away",
+        ),
+    ),
+    Case(
+        "resume-checkpoints-of-a-newer-format",
+        lambda ctx: resume_copy(ctx, rewrite_checkpoint(lambda state: state.update(format="nmt-checkpoint-v2"))),
+        expect=(
+            "run/checkpoints: no checkpoint there can be resumed",
+            "checkpoint format 'nmt-checkpoint-v2'",
+            "move run/checkpoints away",
+        ),
+    ),
+    Case(
+        "resume-checkpoints-of-another-toolkit",
+        lambda ctx: resume_copy(ctx, other_toolkits_checkpoint),
+        expect=("run/checkpoints: no checkpoint there can be resumed", "not an nmt checkpoint", "set a new run_dir"),
+    ),
+    Case(
+        "resume-checkpoints-without-config",
+        lambda ctx: resume_copy(ctx, rewrite_checkpoint(lambda state: state.pop("config"))),
+        expect=("run/checkpoints: no checkpoint there can be resumed", "incomplete nmt checkpoint", "set a new run_dir"),
+    ),
+    Case(
+        "resume-checkpoints-without-optimizer",
+        lambda ctx: resume_copy(ctx, rewrite_checkpoint(lambda state: state.pop("optimizer"))),
+        expect=("run/checkpoints: no checkpoint there can be resumed", "not a training checkpoint", "set a new run_dir"),
+    ),
+    Case(
+        "resume-from-an-averaged-checkpoint",
+        resume_only_averaged,
+        expect=("step_99999999.pt: an averaged checkpoint", "nothing was changed", "set a new run_dir"),
+    ),
+    Case(
+        "resume-checkpoints-is-a-file",
+        checkpoints_dir_is_a_file,
+        expect=("run/checkpoints: is a file, where nmt keeps a run's checkpoints", "move it away"),
+    ),
+    Case(
+        "translate-checkpoint-without-config",
+        checkpoint_without("config"),
+        expect=("partial.pt: incomplete nmt checkpoint (no 'config')", "pass a complete checkpoint"),
+    ),
+    Case(
+        "translate-checkpoint-without-weights-and-tokenizer",
+        checkpoint_without("model", "tokenizer"),
+        expect=("partial.pt: incomplete nmt checkpoint (no 'tokenizer', 'model')",),
+    ),
+    Case(
+        "run-dir-holds-the-users-config",
+        run_dir_holds_user_config,
+        code=0,
+        expect=("training stopped at step 1",),
+        check=check_user_config_kept,
+    ),
+    Case(
+        "run-dir-holds-a-users-spm-model",
+        run_dir_holds_user_file("spm.model", other_sentencepiece_model()),
+        expect=("exp: spm.model is not nmt-train's", "nothing was changed", "move it out of the run directory"),
+    ),
+    Case(
+        "run-dir-holds-a-users-train-log",
+        run_dir_holds_user_file("train.log", b"my own notes\n"),
+        expect=("exp: train.log is not nmt-train's", "or set another run_dir"),
+    ),
+    Case(
+        "run-dir-holds-a-users-resolved-config",
+        run_dir_holds_user_file("config.resolved.yaml", b"seed: 3\n"),
+        expect=("exp: config.resolved.yaml is not nmt-train's",),
+    ),
+    Case(
+        "run-dir-spm-model-is-the-configured-tokenizer",
+        run_dir_holds_the_configured_spm_model,
+        code=0,
+        expect=("training stopped at step 1",),
+        check=check_trained_one_step,
     ),
     # translation input and output
     Case(

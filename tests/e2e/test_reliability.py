@@ -224,3 +224,17 @@ def test_full_disk_during_save_keeps_the_previous_checkpoint(monkeypatch, toy, t
     directory = tmp_path / "run" / "checkpoints"
     assert load_checkpoint(directory / "last.pt")["state"]["step"] == 10
     assert not [p for p in directory.iterdir() if ".tmp" in p.name]
+
+
+def test_a_start_that_failed_before_its_first_checkpoint_starts_over_in_the_same_run_dir(toy, tmp_path):
+    # The failed start wrote config.resolved.yaml, spm.model and train.log; they are nmt's
+    # (listed in nmt-run.json), so the next start may replace them, unlike a user's files.
+    from nmt.errors import ConfigError
+
+    run_dir = tmp_path / "run"
+    with pytest.raises(ConfigError, match="no usable sentence pairs"):
+        _trainer(toy, run_dir, "data.max_len=1", "train.max_tokens=100", "train.max_steps=5").fit()
+    assert (run_dir / "spm.model").is_file() and not (run_dir / "checkpoints").exists()
+    state = _trainer(toy, run_dir, "train.max_steps=5", "tokenizer.vocab_size=40").fit()
+    assert state.step == 5
+    assert "vocab_size: 40" in (run_dir / "config.resolved.yaml").read_text()

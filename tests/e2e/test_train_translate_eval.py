@@ -116,7 +116,7 @@ def test_model_learned_the_task_and_scores_match_sacrebleu(trained_run, tmp_path
 
 def test_run_dir_has_logs_and_tensorboard(trained_run):
     run_dir = trained_run["run_dir"]
-    assert (run_dir / "config.yaml").exists() and (run_dir / "spm.model").exists()
+    assert (run_dir / "config.resolved.yaml").exists() and (run_dir / "spm.model").exists()
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
     assert "validation at step 800" in trained_run["log"]
 

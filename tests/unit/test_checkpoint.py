@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from nmt.atomic import write_atomic
 from nmt.checkpoint import (
     CKPT_DIR,
     FORMAT,
     average_checkpoints,
+    check_resumable,
     find_latest,
     load_checkpoint,
     resolve_checkpoint,
@@ -30,13 +32,15 @@ def state(step: int) -> dict:
     """What the trainer stores, in miniature (everything must load with weights_only=True)."""
     torch.manual_seed(step)
     return {
+        "scores": {},
         "config": {"seed": 1, "train": {"betas": [0.9, 0.999], "lr": 1e-3}, "data": {"valid": None}},
         "tokenizer": {"joint": b"\x0a\x01serialized-model-bytes"},
         "model": {"w": torch.randn(3, 4), "b": torch.randn(4)},
         "optimizer": {"state": {0: {"step": torch.tensor(float(step))}}, "param_groups": [{"lr": 1e-3, "params": [0]}]},
         "schedule": {"plateau_scale": 1.0, "plateau_best": None, "plateau_bad": 0},
+        "scaler": {},
         "state": {"step": step, "epoch": 1, "best_score": None, "stopped": ""},
-        "rng": {"python": (3, tuple(range(5)), None), "torch": torch.get_rng_state()},
+        "rng": [{"python": (3, tuple(range(5)), None), "torch": torch.get_rng_state()}],
     }
 
 
@@ -62,10 +66,10 @@ def test_round_trip(tmp_path):
     assert loaded["tokenizer"] == original["tokenizer"]
     assert loaded["state"] == original["state"]
     assert loaded["schedule"] == original["schedule"]
-    assert loaded["rng"]["python"] == original["rng"]["python"]
+    assert loaded["rng"][0]["python"] == original["rng"][0]["python"]
     for key in ("w", "b"):
         assert torch.equal(loaded["model"][key], original["model"][key])
-    assert torch.equal(loaded["rng"]["torch"], original["rng"]["torch"])
+    assert torch.equal(loaded["rng"][0]["torch"], original["rng"][0]["torch"])
 
 
 def test_real_model_state_round_trips(tmp_path):
@@ -84,7 +88,7 @@ def test_real_model_state_round_trips(tmp_path):
     optimizer = torch.optim.Adam(model.parameters())
     model.src_embed.weight.sum().backward()
     optimizer.step()
-    save_checkpoint(tmp_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict()}, 1, True, 1)
+    save_checkpoint(tmp_path, {**state(1), "model": model.state_dict(), "optimizer": optimizer.state_dict()}, 1, True, 1)
     loaded = load_checkpoint(ckpt_dir(tmp_path) / "last.pt")
     fresh = Seq2Seq(cfg, vocab, vocab)
     fresh.load_state_dict(loaded["model"])
@@ -101,9 +105,9 @@ def test_trainer_rng_state_survives_weights_only_load(tmp_path):
     from nmt.resume import rng_state as _rng_state
     from nmt.resume import set_rng_state as _set_rng_state
 
-    save_checkpoint(tmp_path, {"rng": _rng_state()}, 1, True, 1)
+    save_checkpoint(tmp_path, {**state(1), "rng": [_rng_state()]}, 1, True, 1)
     expected = (py_random.random(), float(np.random.rand()), torch.rand(1).item())
-    _set_rng_state(load_checkpoint(ckpt_dir(tmp_path) / "last.pt")["rng"])
+    _set_rng_state(load_checkpoint(ckpt_dir(tmp_path) / "last.pt")["rng"][0])
     assert (py_random.random(), float(np.random.rand()), torch.rand(1).item()) == expected
 
 
@@ -232,7 +236,8 @@ def test_find_latest_reads_last(tmp_path):
     for step in (1, 2):
         save_checkpoint(tmp_path, state(step), step, is_best=step == 1, keep=3)
     messages = []
-    assert find_latest(tmp_path, messages.append)["state"]["step"] == 2
+    path, found = find_latest(tmp_path, messages.append)
+    assert path.name == "last.pt" and found["state"]["step"] == 2
     assert messages == []
 
 
@@ -243,8 +248,8 @@ def test_find_latest_falls_back_when_last_is_replaced_by_garbage(tmp_path):
     last.unlink()
     last.write_bytes(b"corrupt")
     messages = []
-    found = find_latest(tmp_path, messages.append)
-    assert found["state"]["step"] == 3
+    path, found = find_latest(tmp_path, messages.append)
+    assert path.name == "step_00000003.pt" and found["state"]["step"] == 3
     assert len(messages) == 1 and "last.pt" in messages[0]
 
 
@@ -258,24 +263,91 @@ def test_find_latest_falls_back_to_older_step_when_newest_is_truncated(tmp_path)
         handle.truncate(len(data) // 3)
     expected = 2 if os.path.samefile(d / "last.pt", newest) else 3
     messages = []
-    found = find_latest(tmp_path, messages.append)
+    _, found = find_latest(tmp_path, messages.append)
     assert found["state"]["step"] == expected
     assert messages and all("trying an older checkpoint" in m for m in messages)
 
 
-def test_find_latest_all_corrupt(tmp_path):
-    save_checkpoint(tmp_path, state(1), 1, is_best=False, keep=5)
+def test_find_latest_refuses_a_folder_of_unreadable_checkpoints(tmp_path):
+    # Starting over would write over them: the run must stop and say what it found.
+    for step in (1, 2):
+        save_checkpoint(tmp_path, state(step), step, is_best=step == 1, keep=5)
     for path in ckpt_dir(tmp_path).iterdir():
         path.unlink()
         path.write_bytes(b"x")
-    assert find_latest(tmp_path, lambda m: None) is None
+    with pytest.raises(CheckpointError) as info:
+        find_latest(tmp_path, lambda m: None)
+    message = str(info.value)
+    assert message.startswith(f"{ckpt_dir(tmp_path)}: no checkpoint there can be resumed")
+    assert "last.pt, step_00000002.pt, step_00000001.pt, best.pt: unreadable or truncated checkpoint" in message
+    assert "nothing was changed" in message and "set a new run_dir" in message and "\n" not in message
+
+
+def test_find_latest_names_a_newer_format_and_reads_each_hard_link_once(tmp_path):
+    newer = {**state(7), "format": "nmt-checkpoint-v2"}
+    write_atomic(tmp_path / "x.pt", lambda handle: torch.save(newer, handle))  # save_checkpoint stamps v1
+    ckpt_dir(tmp_path).mkdir()
+    os.replace(tmp_path / "x.pt", ckpt_dir(tmp_path) / "step_00000007.pt")
+    os.link(ckpt_dir(tmp_path) / "step_00000007.pt", ckpt_dir(tmp_path) / "last.pt")
+    messages = []
+    with pytest.raises(CheckpointError, match=r"last.pt, step_00000007.pt: checkpoint format 'nmt-checkpoint-v2'"):
+        find_latest(tmp_path, messages.append)
+    assert len(messages) == 1, "the hard-linked step file is not read twice"
+    assert "this one reads 'nmt-checkpoint-v1'" in messages[0]
+
+
+def test_find_latest_falls_back_to_best_and_skips_an_averaged_checkpoint(tmp_path):
+    save_checkpoint(tmp_path, state(3), 3, is_best=True, keep=0)  # best.pt and last.pt only
+    save_checkpoint(tmp_path, {**state(9), "averaged_from": ["a", "b"]}, 9, is_best=False, keep=0)
+    messages = []
+    path, found = find_latest(tmp_path, messages.append)
+    assert path.name == "best.pt" and found["state"]["step"] == 3
+    assert "an averaged checkpoint" in messages[0] and "training cannot resume from it" in messages[0]
+
+
+def test_find_latest_refuses_a_file_named_checkpoints(tmp_path):
+    (tmp_path / CKPT_DIR).write_text("my notes")
+    with pytest.raises(CheckpointError, match="is a file, where nmt keeps a run's checkpoints"):
+        find_latest(tmp_path, print)
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (lambda s: s.pop("config"), "incomplete nmt checkpoint (no 'config')"),
+        (lambda s: [s.pop("model"), s.pop("state")], "incomplete nmt checkpoint (no 'model', 'state')"),
+        (lambda s: s.update(config=["not", "a", "mapping"]), "'config' is list"),
+        (lambda s: s.update(tokenizer={"src": b"x"}), "tokenizer has no tgt sentencepiece model"),
+        (lambda s: s.update(tokenizer={"joint": "text"}), "tokenizer has no joint sentencepiece model"),
+        (lambda s: s["state"].pop("step"), "state.step is None"),
+        (lambda s: s["state"].update(step=-1), "state.step is -1"),
+        (lambda s: s.update(scores={"value": 3.0}), "scores lack a numeric 'value' with 'higher_is_better'"),
+    ],
+    ids=["no-config", "no-model-state", "config-list", "tokenizer-side", "tokenizer-text", "no-step", "negative-step", "scores"],
+)
+def test_load_checkpoint_checks_the_schema_once(tmp_path, change, expected):
+    broken = state(1)
+    change(broken)
+    path = save_checkpoint(tmp_path, broken, 1, is_best=False, keep=1)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    assert str(info.value).startswith(f"{path}: ") and expected in str(info.value), str(info.value)
+
+
+def test_resuming_needs_the_training_fields(tmp_path):
+    partial = state(1)
+    del partial["optimizer"], partial["rng"]
+    path = save_checkpoint(tmp_path, partial, 1, is_best=False, keep=1)
+    load_checkpoint(path)  # enough to translate with
+    with pytest.raises(CheckpointError, match=r"not a training checkpoint \(no 'optimizer', 'rng'\)"):
+        check_resumable(load_checkpoint(path), path)
 
 
 def test_find_latest_without_last(tmp_path):
     for step in (5, 6):
         save_checkpoint(tmp_path, state(step), step, is_best=False, keep=5)
     (ckpt_dir(tmp_path) / "last.pt").unlink()
-    assert find_latest(tmp_path, print)["state"]["step"] == 6
+    assert find_latest(tmp_path, print)[1]["state"]["step"] == 6
 
 
 # ---------------------------------------------------------------------------------------------
@@ -301,7 +373,7 @@ def test_failed_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
     assert saved_step(d / "best.pt") == 1
     assert leftovers(d) == [], "no temporary files left behind"
     assert not (d / "step_00000002.pt").exists()
-    assert find_latest(tmp_path, print)["state"]["step"] == 1
+    assert find_latest(tmp_path, print)[1]["state"]["step"] == 1
 
 
 def test_failed_write_with_non_os_error_keeps_previous(tmp_path, monkeypatch):
