@@ -10,7 +10,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nmt.config import MAX_PARAMETERS, RANGES, Config, Rule, config_from_dict, estimate_parameters, load_config, numeric_keys
+from nmt.config import (
+    MAX_PARAMETERS,
+    RANGES,
+    Config,
+    Rule,
+    check_option,
+    config_from_dict,
+    estimate_parameters,
+    load_config,
+    numeric_keys,
+)
 from nmt.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).parents[2] / "configs"
@@ -717,3 +727,26 @@ def test_same_key_given_twice_as_override_names_both(tmp_path):
     message = config_error(tmp_path, minimal(), ("train.max_steps=3", "seed=2", "train.max_steps=4"))
     assert "override 'train.max_steps=4': 'train.max_steps' is already set by override 'train.max_steps=3'" in message
     assert "give each key once" in message
+
+
+# ---------------------------------------------------------------------------------------------
+# command-line search options: the rules of the decode.* keys they set
+
+
+def test_search_option_is_checked_with_its_key_rule():
+    with pytest.raises(ConfigError) as info:
+        check_option("--length-penalty", "decode.length_penalty", math.nan)
+    assert str(info.value) == "--length-penalty nan: decode.length_penalty must be between 0 and 10"
+    with pytest.raises(ConfigError, match=r"^--max-len-a -1: decode.max_len_a must be between 0 and 1000$"):
+        check_option("--max-len-a", "decode.max_len_a", -1.0)
+    with pytest.raises(ConfigError, match=r"^--beam 0: decode.beam_size must be an integer from 1 to 1000$"):
+        check_option("--beam", "decode.beam_size", 0)
+    check_option("--beam", "decode.beam_size", None)  # not given: the model's config decides
+    check_option("--beam", "decode.beam_size", 5)
+
+
+def test_nmt_translate_checks_every_numeric_search_option():
+    from nmt.cli import _SEARCH_OPTIONS
+
+    decode_keys = {key for key in numeric_keys() if key.startswith("decode.")} - {"decode.valid_beam_size"}
+    assert {key for _, key in _SEARCH_OPTIONS.values()} == decode_keys
