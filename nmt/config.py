@@ -736,7 +736,7 @@ def _check_ranges(config: Config, fail) -> None:
     except ValueError:
         fail("train.max_time", f"{config.train.max_time!r} is not a duration; use seconds or a number with s/m/h/d, e.g. 90m")
     if not math.isfinite(seconds):
-        fail("train.max_time", f"{config.train.max_time!r} is not a finite duration; use 0 for no limit")
+        fail("train.max_time", f"must be a finite duration, got {seconds} seconds; use 0 for no limit")
     budget = config.train.max_steps or config.train.max_epochs or seconds
     if not budget and config.train.early_stopping_patience == 0:
         fail(

@@ -528,7 +528,7 @@ def test_no_int_key_takes_a_negative_value(tmp_path, key):
         ("decode.max_len_a", -1, "key 'decode.max_len_a': must be between 0 and 1000, got -1.0"),
         ("decode.length_penalty", "nan", "key 'decode.length_penalty': must be between 0 and 10, got nan"),
         ("decode.beam_size", 0, "key 'decode.beam_size': must be an integer from 1 to 1000, got 0"),
-        ("train.max_time", "1" + "0" * 400, "key 'train.max_time': '1000"),
+        ("train.max_time", "1" + "0" * 400, "key 'train.max_time': must be a finite duration, got inf seconds"),
     ],
 )
 def test_range_rule_message(tmp_path, key, value, expected):
