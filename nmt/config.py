@@ -436,7 +436,7 @@ def _describe(value: Any) -> str:
 INT_CAP = 2**31 - 1  # every count and size: torch and sentencepiece take 32-bit ints
 SEED_CAP = 2**32 - 1  # NumPy takes 32-bit seeds; the trainer's seed * 1000 + rank and seed * 1_000_003 + epoch stay < 2**63
 VOCAB_CAP = 1 << 20  # sentencepiece takes an int32; a million pieces is already far past any NMT vocabulary
-THREADS_CAP = 4096  # torch CPU threads: far more than any machine's cores, and no overflow in torch
+THREADS_CAP = 4096  # torch.set_num_threads takes a C int (1e11 overflowed); more threads than any machine has cores
 BEAM_CAP = 1000  # a beam this wide costs beam x vocabulary scores per step and sentence
 MAX_PARAMETERS = 1_000_000_000  # size sanity check (see estimate_parameters): 4 GB of fp32 weights, 16 GB with Adam
 
@@ -467,9 +467,9 @@ class Rule:
         elif self.high == math.inf:
             text = f"a finite number {'>' if self.low_open else '>='} {self.low:g}"
         else:
-            ends = {(True, True): " (exclusive)", (True, False): f" (exclusive of {self.low:g})"}
-            ends[(False, True)] = f" (exclusive of {self.high:g})"
-            text = f"between {self.low:g} and {self.high:g}{ends.get((self.low_open, self.high_open), '')}"
+            opened = [f"{end:g}" for end, is_open in ((self.low, self.low_open), (self.high, self.high_open)) if is_open]
+            note = " (exclusive)" if len(opened) == 2 else f" (exclusive of {opened[0]})" if opened else ""
+            text = f"between {self.low:g} and {self.high:g}{note}"
         return f"must be {f'0 ({self.off}) or ' if self.off else ''}{text}"
 
 

@@ -750,3 +750,17 @@ def test_nmt_translate_checks_every_numeric_search_option():
 
     decode_keys = {key for key in numeric_keys() if key.startswith("decode.")} - {"decode.valid_beam_size"}
     assert {key for _, key in _SEARCH_OPTIONS.values()} == decode_keys
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        (["--alphas", "0.6", "nan"], "--alphas nan: decode.length_penalty must be between 0 and 10"),
+        (["--beams", "5", "0"], "--beams 0: decode.beam_size must be an integer from 1 to 1000"),
+    ],
+)
+def test_tune_decoding_checks_its_search_options_before_reading(tmp_path, option, expected):
+    script = Path(__file__).parents[2] / "scripts" / "tune_decoding.py"
+    command = [sys.executable, str(script), "--model", "no_run", "--src", "no.src", "--ref", "no.ref", *option]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (2, f"tune_decoding: error: {expected}\n")
