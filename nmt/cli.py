@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn, get_args, get_type_hints
 
-from nmt.config import DecodeConfig
-from nmt.errors import NmtError, TrainingError
+from nmt.config import DecodeConfig, check_option
+from nmt.errors import ConfigError, NmtError, TrainingError
 
 
 def _run(prog: str, body: Callable[[], int]) -> int:
@@ -132,6 +132,27 @@ def _write_output(path: str, lines: list[str]) -> None:
         raise NmtError(f"{path}: cannot write ({err.strerror}); check the directory exists and is writable") from None
 
 
+# nmt-translate's search options: the argparse attribute and the decode.* key each one sets
+_SEARCH_OPTIONS = {
+    "--beam": ("beam", "decode.beam_size"),
+    "--nbest": ("nbest", "decode.nbest"),
+    "--length-penalty": ("length_penalty", "decode.length_penalty"),
+    "--min-len": ("min_len", "decode.min_len"),
+    "--max-len-a": ("max_len_a", "decode.max_len_a"),
+    "--max-len-b": ("max_len_b", "decode.max_len_b"),
+    "--max-tokens": ("max_tokens", "decode.max_tokens"),
+}
+
+
+def _check_search_options(args: argparse.Namespace) -> None:
+    """Each search option obeys the range rule of its decode.* key, before anything is read or loaded
+    (the checks that need the model's config, such as --nbest above the beam, come after loading)."""
+    for flag, (attribute, key) in _SEARCH_OPTIONS.items():
+        check_option(flag, key, getattr(args, attribute))
+    if args.plot_first < 0:
+        raise ConfigError(f"--plot-first {args.plot_first}: must be an integer >= 0 (the sentences to draw)")
+
+
 def translate_main(argv: list[str] | None = None) -> int:
     parser = _Parser(prog="nmt-translate", description="Translate raw text with a trained model.")
     parser.add_argument("--model", required=True, help="run directory or checkpoint file")
@@ -160,6 +181,7 @@ def translate_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> int:
+        _check_search_options(args)
         # a file is read before the model loads (a bad path fails at once); stdin is translated as it arrives
         chunks = _stdin_chunks() if args.input == "-" else iter([_read_file(args.input, "--input")])
         from nmt.checkpoint import resolve_checkpoint
@@ -270,6 +292,7 @@ def eval_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> int:
+        check_option("--beam", "decode.beam_size", args.beam)
         from nmt.metrics import evaluate
 
         if bool(args.hyp) == bool(args.model):

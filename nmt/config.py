@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import math
 import re
 import types
 import typing
@@ -223,7 +224,11 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"{source}: cannot read config file ({err})") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=StrictLoader)  # a SafeLoader: plain data only
+    except DuplicateKeyError as err:
+        raise ConfigError(
+            f"{source}: line {err.line}: duplicate key '{err.dotted}' (first at line {err.first_line}); keep one"
+        ) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -236,11 +241,61 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     return config_from_dict(raw, source, overrides)
 
 
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping of the YAML file names one key twice."""
+
+    def __init__(self, dotted: str, line: int, first_line: int) -> None:
+        super().__init__(f"line {line}: duplicate key '{dotted}' (first at line {first_line})")
+        self.dotted, self.line, self.first_line = dotted, line, first_line
+
+
+class StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last one silently,
+    so a second `max_steps:` in a section, or a second `model:` section, would replace the first).
+
+    Merge keys (``<<: *defaults``) still work: a key merged in may be overridden by the mapping.
+    """
+
+    def compose_document(self) -> yaml.Node:
+        node = super().compose_document()
+        _check_duplicate_keys(node, "", set())
+        return node
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _check_duplicate_keys(node: yaml.Node, prefix: str, seen: set[int]) -> None:
+    if id(node) in seen:  # an alias of a node already checked (or a recursive structure)
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        first: dict[tuple[str, str], yaml.Node] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _MERGE_TAG:
+                _check_duplicate_keys(value_node, prefix, seen)
+                continue
+            dotted = f"{prefix}{key_node.value}"
+            earlier = first.setdefault((key_node.tag, key_node.value), key_node)
+            if earlier is not key_node:
+                raise DuplicateKeyError(dotted, key_node.start_mark.line + 1, earlier.start_mark.line + 1)
+            _check_duplicate_keys(value_node, f"{dotted}.", seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _check_duplicate_keys(item, f"{prefix.rstrip('.')}[{index}].", seen)
+
+
 def config_from_dict(raw: dict[str, Any], source: str = "<config>", overrides=()) -> Config:
     """Build a validated `Config` from nested dicts (YAML, or the copy stored in a checkpoint)."""
     raw = _copy_nested(raw)
+    given: dict[str, str] = {}  # dotted key -> the override that set it
     for item in overrides:
-        _apply_override(raw, item, source)
+        key = _apply_override(raw, item, source)
+        if key in given:
+            raise ConfigError(
+                f"{source}: override {item!r}: '{key}' is already set by override {given[key]!r}; give each key once"
+            )
+        given[key] = item
     config = _build(Config, raw, "", source)
     validate(config, source)
     return config
@@ -252,7 +307,8 @@ def _copy_nested(value: Any) -> Any:
     return value
 
 
-def _apply_override(raw: dict[str, Any], item: str, source: str) -> None:
+def _apply_override(raw: dict[str, Any], item: str, source: str) -> str:
+    """Set one ``dotted.key=value`` in `raw`; returns the dotted key."""
     key, sep, text = item.partition("=")
     if not sep or not key:
         raise ConfigError(f"override {item!r}: expected dotted.key=value, e.g. train.max_steps=200")
@@ -270,6 +326,7 @@ def _apply_override(raw: dict[str, Any], item: str, source: str) -> None:
             node[part] = child
         node = child
     node[parts[-1]] = value
+    return key
 
 
 def _check_path(key: str, source: str) -> None:
@@ -374,6 +431,236 @@ def _describe(value: Any) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# Numeric ranges: one rule per int/float key (the command-line decode options use the same rules)
+
+INT_CAP = 2**31 - 1  # every count and size: torch and sentencepiece take 32-bit ints
+SEED_CAP = 2**32 - 1  # NumPy takes 32-bit seeds; the trainer's seed * 1000 + rank and seed * 1_000_003 + epoch stay < 2**63
+VOCAB_CAP = 1 << 20  # sentencepiece takes an int32; a million pieces is already far past any NMT vocabulary
+THREADS_CAP = 4096  # torch.set_num_threads takes a C int (1e11 overflowed); more threads than any machine has cores
+BEAM_CAP = 1000  # a beam this wide costs beam x vocabulary scores per step and sentence
+MAX_PARAMETERS = 1_000_000_000  # size sanity check (see estimate_parameters): 4 GB of fp32 weights, 16 GB with Adam
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The valid values of a numeric key: finite, from `low` to `high` (either end open), or 0 with `off`."""
+
+    low: float
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = False
+    off: str = ""  # if set, 0 is valid too although it is below `low`: what 0 means (off, all)
+
+    def allows(self, value: float) -> bool:
+        if self.off and value == 0:
+            return True
+        if not math.isfinite(value):  # nan compares False with everything: test it first
+            return False
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+    def describe(self, integer: bool) -> str:
+        """'must be ...' without the value, e.g. 'must be a finite number > 0'."""
+        if integer:
+            text = f"an integer from {self.low:g} to {self.high}" if self.high < math.inf else f"an integer >= {self.low:g}"
+        elif self.high == math.inf:
+            text = f"a finite number {'>' if self.low_open else '>='} {self.low:g}"
+        else:
+            opened = [f"{end:g}" for end, is_open in ((self.low, self.low_open), (self.high, self.high_open)) if is_open]
+            note = " (exclusive)" if len(opened) == 2 else f" (exclusive of {opened[0]})" if opened else ""
+            text = f"between {self.low:g} and {self.high:g}{note}"
+        return f"must be {f'0 ({self.off}) or ' if self.off else ''}{text}"
+
+
+_SIZE = Rule(1, INT_CAP)  # a size, count or interval of at least 1
+_COUNT = Rule(0, INT_CAP)  # a count or limit where 0 means off, no limit or all
+_DROPOUT = Rule(0, 1)
+_POSITIVE = Rule(0, low_open=True)
+_NON_NEGATIVE = Rule(0)
+_BEAM = Rule(1, BEAM_CAP)
+
+# Every int and float key of `Config` (a unit test walks the dataclasses to keep this complete);
+# a tuple's rule applies to each of its values. Cross-key rules are in `validate`.
+RANGES: dict[str, Rule] = {
+    "seed": Rule(0, SEED_CAP),
+    "data.max_len": _SIZE,
+    "data.max_len_ratio": Rule(1, off="off"),  # between 0 and 1 it would drop every pair
+    "data.max_valid_sentences": _COUNT,
+    "tokenizer.vocab_size": Rule(5, VOCAB_CAP),  # sentencepiece: the 4 special pieces and more
+    "tokenizer.character_coverage": Rule(0.98, 1),  # what sentencepiece's trainer accepts
+    "tokenizer.max_train_sentences": Rule(101, INT_CAP, off="all"),  # sentencepiece: 0 = all, else > 100
+    "model.embedding_dim": _SIZE,
+    "model.embedding_dropout": _DROPOUT,
+    "model.init_scale": _POSITIVE,
+    "model.encoder.hidden_size": _SIZE,
+    "model.encoder.num_layers": _SIZE,
+    "model.encoder.dropout": _DROPOUT,
+    "model.attention.hidden_size": _SIZE,
+    "model.decoder.hidden_size": _SIZE,
+    "model.decoder.num_layers": _SIZE,
+    "model.decoder.dropout": _DROPOUT,
+    "model.decoder.hidden_dropout": _DROPOUT,
+    "train.max_tokens": _SIZE,
+    "train.max_sentences": _COUNT,
+    "train.max_steps": _COUNT,
+    "train.max_epochs": _COUNT,
+    "train.accumulate_steps": _SIZE,
+    "train.lr": _POSITIVE,
+    "train.betas": Rule(0, 1, high_open=True),  # what torch's Adam accepts
+    "train.weight_decay": _NON_NEGATIVE,
+    "train.clip_grad_norm": _NON_NEGATIVE,
+    "train.label_smoothing": Rule(0, 1, high_open=True),
+    "train.teacher_forcing_ratio": Rule(0, 1),
+    "train.decay_fraction": Rule(0, 1, low_open=True),
+    "train.warmup_steps": _COUNT,
+    "train.plateau_factor": Rule(0, 1, low_open=True, high_open=True),
+    "train.plateau_patience": _COUNT,
+    "train.min_lr": _NON_NEGATIVE,
+    "train.eval_every_steps": _SIZE,
+    "train.log_every_steps": _SIZE,
+    "train.early_stopping_patience": _COUNT,
+    "train.keep_checkpoints": _COUNT,
+    "train.save_every_steps": _COUNT,
+    "train.max_bad_steps": _COUNT,
+    "train.num_threads": Rule(0, THREADS_CAP),
+    "decode.beam_size": _BEAM,
+    "decode.nbest": _BEAM,
+    "decode.valid_beam_size": _BEAM,
+    "decode.length_penalty": Rule(0, 10),  # GNMT alpha (about 0.6-1); ((5 + len) / 6) ** alpha overflows soon above 10
+    "decode.max_len_a": Rule(0, 1000),  # output pieces per source piece
+    "decode.max_len_b": _COUNT,
+    "decode.min_len": _COUNT,
+    "decode.max_tokens": _SIZE,
+}
+
+
+def numeric_keys(cls: type = Config, prefix: str = "") -> dict[str, bool]:
+    """Every int/float (or tuple of them) key under dataclass `cls`: dotted key -> is it an int."""
+    found = {}
+    for name, hint in typing.get_type_hints(cls).items():
+        inner = _dataclass_in(hint)
+        if isinstance(inner, type) and dataclasses.is_dataclass(inner):
+            found.update(numeric_keys(inner, f"{prefix}{name}."))
+            continue
+        args = typing.get_args(hint) if typing.get_origin(hint) is tuple else (hint,)
+        if args and args[0] in (int, float):
+            found[f"{prefix}{name}"] = args[0] is int
+    return found
+
+
+@functools.cache
+def _integer_keys() -> dict[str, bool]:
+    return numeric_keys()
+
+
+def range_error(key: str, value: Any, show_value: bool = True) -> str | None:
+    """Why `value` (a number, or a tuple of them) is out of range for config key `key`, or None."""
+    rule, integer = RANGES[key], _integer_keys()[key]
+    values = value if isinstance(value, tuple) else (value,)
+    for index, item in enumerate(values):
+        if not rule.allows(item):
+            if not show_value:
+                return rule.describe(integer)
+            where = f" ({key}[{index}])" if isinstance(value, tuple) else ""
+            return f"{rule.describe(integer)}, got {item!r}{where}"
+    return None
+
+
+def check_option(flag: str, key: str, value: Any) -> None:
+    """Raise ConfigError if a command-line option's value breaks the rule of the config key it sets."""
+    if value is None:
+        return
+    message = range_error(key, value, show_value=False)
+    if message is not None:
+        text = f"{value:g}" if isinstance(value, float) else str(value)
+        raise ConfigError(f"{flag} {text}: {key} {message}")
+
+
+def estimate_parameters(model: ModelConfig, src_vocab: int, tgt_vocab: int) -> int:
+    """The parameter count of `Seq2Seq(model, ...)` with these vocabulary sizes (pad included), without torch.
+
+    Mirrors nmt.model, nmt.encoder, nmt.decoder and nmt.attention; a unit test holds it equal to
+    `Seq2Seq.num_parameters()` for every combination of the options.
+    """
+    enc, dec, attn, emb = model.encoder, model.decoder, model.attention, model.embedding_dim
+
+    def rnn(kind: str, input_size: int, hidden: int, layers: int, directions: int) -> int:
+        gates = 4 if kind == "lstm" else 3  # torch: weight_ih, weight_hh, bias_ih, bias_hh per layer and direction
+        per_direction = [gates * hidden * (size + hidden + 2) for size in [input_size] + [directions * hidden] * (layers - 1)]
+        return directions * sum(per_direction)
+
+    key_size = 2 * enc.hidden_size
+    count = src_vocab * emb + rnn(enc.rnn_type, emb, enc.hidden_size, enc.num_layers, 2)
+    if dec.bridge == "linear":
+        states = (2 if dec.rnn_type == "lstm" else 1) * dec.num_layers * dec.hidden_size
+        count += key_size * states + states
+    if not model.tie_source_target_embeddings:
+        count += tgt_vocab * emb
+    rnn_input = emb + (dec.hidden_size if dec.input_feeding else 0)
+    count += rnn(dec.rnn_type, rnn_input, dec.hidden_size, dec.num_layers, 1)
+    if attn.type == "bahdanau" or attn.score == "concat":  # W_k, W_q with bias, v
+        count += key_size * attn.hidden_size + dec.hidden_size * attn.hidden_size + attn.hidden_size + attn.hidden_size
+    elif attn.score == "general":
+        count += key_size * dec.hidden_size
+    count += (dec.hidden_size + key_size) * dec.hidden_size + (dec.hidden_size if dec.combine == "linear" else 0)
+    count += (0 if model.tie_target_embeddings else dec.hidden_size * tgt_vocab) + tgt_vocab  # output layer
+    return count
+
+
+# the keys that set a model's size: the one whose default would shrink an absurd model most is named
+_SIZE_KEYS = (
+    "tokenizer.vocab_size",
+    "model.embedding_dim",
+    "model.encoder.hidden_size",
+    "model.encoder.num_layers",
+    "model.attention.hidden_size",
+    "model.decoder.hidden_size",
+    "model.decoder.num_layers",
+)
+
+
+def _config_parameters(config: Config) -> int:
+    # tokenizer.vocab_size is the size asked of sentencepiece (pad included); with tokenizer.model_file
+    # (or a small corpus, which sentencepiece cannot fill) the real vocabulary may differ
+    vocab = config.tokenizer.vocab_size
+    return estimate_parameters(config.model, vocab, vocab)
+
+
+def _check_model_size(config: Config, fail) -> None:
+    """Refuse a model too large to allocate before torch tries (its sizes are each in range)."""
+    count = _config_parameters(config)
+    if count <= MAX_PARAMETERS:
+        return
+    defaults = Config()
+
+    def with_default(key: str) -> int:
+        return _config_parameters(_replaced(config, key.split("."), _value(defaults, key)))
+
+    key = min(_SIZE_KEYS, key=with_default)
+    fail(
+        key,
+        f"{_value(config, key)} makes a model of about {count:.3g} parameters ({count * 4 / 1e9:.3g} GB of fp32 weights), "
+        f"more than the {MAX_PARAMETERS:,} allowed; lower {key}",
+    )
+
+
+def _replaced(node: Any, parts: list[str], value: Any) -> Any:
+    """Frozen dataclass `node` with the key at path `parts` set to `value`."""
+    if not parts:
+        return value
+    head, *rest = parts
+    return dataclasses.replace(node, **{head: _replaced(getattr(node, head), rest, value)})
+
+
+def _value(config: Config, key: str) -> Any:
+    node: Any = config
+    for part in key.split("."):
+        node = getattr(node, part)
+    return node
+
+
+# ---------------------------------------------------------------------------------------------
 # Cross-field rules
 
 
@@ -424,70 +711,32 @@ def validate(config: Config, source: str = "<config>") -> None:
 
 
 def _check_ranges(config: Config, fail) -> None:
-    positive = {
-        "tokenizer.vocab_size": config.tokenizer.vocab_size,
-        "model.embedding_dim": config.model.embedding_dim,
-        "model.encoder.hidden_size": config.model.encoder.hidden_size,
-        "model.encoder.num_layers": config.model.encoder.num_layers,
-        "model.decoder.hidden_size": config.model.decoder.hidden_size,
-        "model.decoder.num_layers": config.model.decoder.num_layers,
-        "model.attention.hidden_size": config.model.attention.hidden_size,
-        "train.max_tokens": config.train.max_tokens,
-        "train.accumulate_steps": config.train.accumulate_steps,
-        "train.eval_every_steps": config.train.eval_every_steps,
-        "train.log_every_steps": config.train.log_every_steps,
-        "train.lr": config.train.lr,
-        "data.max_len": config.data.max_len,
-        "decode.beam_size": config.decode.beam_size,
-        "decode.nbest": config.decode.nbest,
-        "decode.valid_beam_size": config.decode.valid_beam_size,
-        "decode.max_tokens": config.decode.max_tokens,
-    }
-    for key, value in positive.items():
-        if value <= 0:
-            fail(key, f"must be > 0, got {value}")
-    unit = {
-        "model.embedding_dropout": config.model.embedding_dropout,
-        "model.encoder.dropout": config.model.encoder.dropout,
-        "model.decoder.dropout": config.model.decoder.dropout,
-        "model.decoder.hidden_dropout": config.model.decoder.hidden_dropout,
-        "train.label_smoothing": config.train.label_smoothing,
-        "train.teacher_forcing_ratio": config.train.teacher_forcing_ratio,
-        "train.decay_fraction": config.train.decay_fraction,
-        "tokenizer.character_coverage": config.tokenizer.character_coverage,
-    }
-    for key, value in unit.items():
-        if not 0.0 <= value <= 1.0:
-            fail(key, f"must be between 0 and 1, got {value}")
-    if config.train.label_smoothing >= 1.0:
-        fail("train.label_smoothing", "must be below 1")
-    if config.train.decay_fraction == 0.0:
-        fail("train.decay_fraction", "must be above 0 (the share of the budget the linear decay takes)")
-    if not 0.0 < config.train.plateau_factor < 1.0:
-        fail("train.plateau_factor", f"must be between 0 and 1 (exclusive), got {config.train.plateau_factor}")
-    non_negative = {
-        "train.max_steps": config.train.max_steps,
-        "train.max_epochs": config.train.max_epochs,
-        "train.max_sentences": config.train.max_sentences,
-        "train.warmup_steps": config.train.warmup_steps,
-        "train.early_stopping_patience": config.train.early_stopping_patience,
-        "train.keep_checkpoints": config.train.keep_checkpoints,
-        "train.save_every_steps": config.train.save_every_steps,
-        "train.max_bad_steps": config.train.max_bad_steps,
-        "train.clip_grad_norm": config.train.clip_grad_norm,
-        "train.num_threads": config.train.num_threads,
-        "data.max_len_ratio": config.data.max_len_ratio,
-        "data.max_valid_sentences": config.data.max_valid_sentences,
-        "decode.length_penalty": config.decode.length_penalty,
-        "decode.min_len": config.decode.min_len,
-    }
-    for key, value in non_negative.items():
-        if value < 0:
-            fail(key, f"must be >= 0, got {value}")
+    for key in RANGES:
+        value = _value(config, key)
+        message = range_error(key, value)
+        if message is not None:
+            fail(key, message)
+    train, decode = config.train, config.decode
+    if train.schedule != "constant" and train.min_lr > train.lr:
+        fail(
+            "train.min_lr",
+            f"{train.min_lr:g} is above train.lr {train.lr:g}: the {train.schedule} schedule would raise the rate "
+            "to it instead of lowering it; use min_lr <= lr",
+        )
+    if int(decode.max_len_a + decode.max_len_b) < 2:  # the search's cap for a one-piece source, eos included
+        fail(
+            "decode.max_len_b",
+            f"with decode.max_len_a {decode.max_len_a:g} and max_len_b {decode.max_len_b} the output cap "
+            "(a * source pieces + b, eos included) leaves a one-piece source no output piece; "
+            "raise max_len_b (e.g. 10) or max_len_a",
+        )
+    _check_model_size(config, fail)
     try:
         seconds = parse_duration(config.train.max_time)
     except ValueError:
         fail("train.max_time", f"{config.train.max_time!r} is not a duration; use seconds or a number with s/m/h/d, e.g. 90m")
+    if not math.isfinite(seconds):
+        fail("train.max_time", f"must be a finite duration, got {seconds} seconds; use 0 for no limit")
     budget = config.train.max_steps or config.train.max_epochs or seconds
     if not budget and config.train.early_stopping_patience == 0:
         fail(

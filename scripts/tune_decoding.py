@@ -16,6 +16,7 @@ import sys
 import time
 
 from nmt.checkpoint import resolve_checkpoint
+from nmt.config import check_option
 from nmt.data import read_lines
 from nmt.errors import NmtError
 from nmt.metrics import score_corpus
@@ -51,6 +52,10 @@ def main() -> int:
     parser.add_argument("--device", help="cpu or cuda (default: cuda if available)")
     args = parser.parse_args()
     try:
+        for beam in args.beams:  # the rules of the decode.* keys, before anything loads
+            check_option("--beams", "decode.beam_size", beam)
+        for alpha in args.alphas:
+            check_option("--alphas", "decode.length_penalty", alpha)
         src, ref = read_lines(args.src), read_lines(args.ref)
         if len(src) != len(ref):
             raise NmtError(f"{args.src} has {len(src)} lines but {args.ref} has {len(ref)}; they must match line by line")

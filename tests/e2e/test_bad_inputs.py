@@ -178,6 +178,50 @@ def config_top_level_list(ctx: Ctx) -> list[str]:
     return ["nmt-train", "--config", "list.yaml"]
 
 
+def tiny_line(start: str) -> int:
+    """The line number of the one line of configs/tiny.yaml that starts with `start`."""
+    (number,) = [n for n, line in enumerate(TINY.read_text(encoding="utf-8").splitlines(), start=1) if line.startswith(start)]
+    return number
+
+
+def config_duplicate_key(ctx: Ctx) -> list[str]:
+    small_corpus(ctx)
+    first = "  max_steps: 800                        # optimizer updates\n"
+    write(ctx, "dup.yaml", tiny_yaml_with(first, first + "  max_steps: 100\n"))  # the line after it
+    return train(config="dup.yaml")
+
+
+def config_duplicate_section(ctx: Ctx) -> list[str]:
+    small_corpus(ctx)
+    write(ctx, "dup.yaml", TINY.read_text(encoding="utf-8") + "model:\n  init: xavier\n")  # a second model: section
+    return train(config="dup.yaml")
+
+
+def config_nan_in_file(ctx: Ctx) -> list[str]:
+    small_corpus(ctx)
+    write(ctx, "nan.yaml", tiny_yaml_with("  lr: 0.005 ", "  lr: .nan  "))
+    return train(config="nan.yaml")
+
+
+def search_option(*options: str) -> Callable[[Ctx], list[str]]:
+    """nmt-translate with these search options (they fail before the model loads)."""
+
+    def prepare(ctx: Ctx) -> list[str]:
+        write(ctx, "in.txt", "apple river\n")
+        return translate(ctx, "--input", "in.txt", "--output", existing_output(ctx), *options)
+
+    return prepare
+
+
+def eval_beam(beam: str) -> Callable[[Ctx], list[str]]:
+    def prepare(ctx: Ctx) -> list[str]:
+        write(ctx, "src.txt", text(toy_lines(ctx, "test", "src", 3)))
+        write(ctx, "ref.txt", text(toy_lines(ctx, "test", "tgt", 3)))
+        return ["nmt-eval", "--model", str(ctx.model), "--src", "src.txt", "--ref", "ref.txt", "--beam", beam]
+
+    return prepare
+
+
 def corpus_line_mismatch(ctx: Ctx) -> list[str]:
     small_corpus(ctx, tgt_name="short.tgt")
     write(ctx, "short.tgt", text(toy_lines(ctx, "train", "tgt", 19)))
@@ -571,6 +615,168 @@ CASES = [
         train_on_corpus("train.max_steps"),
         expect=("override 'train.max_steps'", "expected dotted.key=value"),
     ),
+    # numbers out of range: one rule per config key, the search options obey the same rules
+    Case(
+        "config-lr-nan",
+        train_on_corpus("train.lr=.nan"),
+        expect=("tiny.yaml", "key 'train.lr': must be a finite number > 0, got nan"),
+    ),
+    Case("config-lr-inf", train_on_corpus("train.lr=.inf"), expect=("key 'train.lr': must be a finite number > 0, got inf",)),
+    Case("config-lr-nan-in-file", config_nan_in_file, expect=("nan.yaml", "key 'train.lr'", "finite number > 0, got nan")),
+    Case(
+        "config-betas-out-of-range",
+        train_on_corpus("train.betas=[0.9,1.5]"),
+        expect=("key 'train.betas'", "must be between 0 and 1 (exclusive of 1), got 1.5 (train.betas[1])"),
+    ),
+    Case(
+        "config-beta-nan",
+        train_on_corpus("train.betas=[.nan,0.999]"),
+        expect=("key 'train.betas'", "got nan (train.betas[0])"),
+    ),
+    Case(
+        "config-negative-weight-decay",
+        train_on_corpus("train.weight_decay=-0.1"),
+        expect=("key 'train.weight_decay': must be a finite number >= 0, got -0.1",),
+    ),
+    Case(
+        "config-clip-grad-norm-inf",
+        train_on_corpus("train.clip_grad_norm=.inf"),
+        expect=("key 'train.clip_grad_norm': must be a finite number >= 0, got inf",),
+    ),
+    Case(
+        "config-huge-seed",
+        train_on_corpus("seed=99999999999999999999"),
+        expect=("key 'seed': must be an integer from 0 to 4294967295", "got 99999999999999999999"),
+    ),
+    Case(
+        "config-huge-vocab-size",
+        train_on_corpus("tokenizer.vocab_size=1000000000000"),
+        expect=("key 'tokenizer.vocab_size': must be an integer from 5 to 1048576", "got 1000000000000"),
+    ),
+    Case(
+        "config-character-coverage-below-sentencepiece",
+        train_on_corpus("tokenizer.character_coverage=0.5"),
+        expect=("key 'tokenizer.character_coverage': must be between 0.98 and 1, got 0.5",),
+    ),
+    Case(
+        "config-negative-max-train-sentences",
+        train_on_corpus("tokenizer.max_train_sentences=-1"),
+        expect=("key 'tokenizer.max_train_sentences'", "must be 0 (all) or an integer from 101 to", "got -1"),
+    ),
+    Case(
+        "config-huge-hidden-size",
+        train_on_corpus("model.encoder.hidden_size=10000000"),
+        expect=("key 'model.encoder.hidden_size'", "about 8e+14 parameters", "GB of fp32 weights", "1,000,000,000 allowed"),
+    ),
+    Case(
+        "config-huge-decoder-layers",
+        train_on_corpus("model.decoder.num_layers=100000"),
+        expect=("key 'model.decoder.num_layers'", "parameters", "lower model.decoder.num_layers"),
+    ),
+    Case(
+        "config-negative-init-scale",
+        train_on_corpus("model.init_scale=-1"),
+        expect=("key 'model.init_scale': must be a finite number > 0, got -1",),
+    ),
+    Case(
+        "config-huge-num-threads",
+        train_on_corpus("train.num_threads=100000000000"),
+        expect=("key 'train.num_threads': must be an integer from 0 to 4096",),
+    ),
+    Case(
+        "config-max-len-ratio-below-one",
+        train_on_corpus("data.max_len_ratio=0.5"),
+        expect=("key 'data.max_len_ratio': must be 0 (off) or a finite number >= 1, got 0.5",),
+    ),
+    Case(
+        "config-min-lr-above-lr",
+        train_on_corpus("train.schedule=linear", "train.min_lr=0.1"),
+        expect=("key 'train.min_lr': 0.1 is above train.lr 0.005", "use min_lr <= lr"),
+    ),
+    Case(
+        "config-output-cap-zero",
+        train_on_corpus("decode.max_len_a=0", "decode.max_len_b=0"),
+        expect=("key 'decode.max_len_b'", "leaves a one-piece source no output piece", "raise max_len_b"),
+    ),
+    Case(
+        "config-negative-max-len-b",
+        train_on_corpus("decode.max_len_b=-5"),
+        expect=("key 'decode.max_len_b': must be an integer from 0 to", "got -5"),
+    ),
+    Case(
+        "config-max-time-infinite",
+        train_on_corpus("train.max_time=1" + "0" * 400),
+        expect=("key 'train.max_time': must be a finite duration, got inf seconds; use 0 for no limit",),
+    ),
+    # duplicate keys: a second one would silently replace the first
+    Case(
+        "config-duplicate-key",
+        config_duplicate_key,
+        expect=(
+            f"dup.yaml: line {tiny_line('  max_steps: 800') + 1}: duplicate key 'train.max_steps'",
+            f"(first at line {tiny_line('  max_steps: 800')}); keep one",
+        ),
+    ),
+    Case(
+        "config-duplicate-section",
+        config_duplicate_section,
+        expect=(
+            f"dup.yaml: line {len(TINY.read_text().splitlines()) + 1}: duplicate key 'model'",
+            f"first at line {tiny_line('model:')}",
+        ),
+    ),
+    Case(
+        "override-given-twice",
+        train_on_corpus("train.max_steps=3", "train.max_steps=4"),
+        expect=("override 'train.max_steps=4'", "already set by override 'train.max_steps=3'", "give each key once"),
+    ),
+    Case(
+        "search-length-penalty-nan",
+        search_option("--length-penalty", "nan"),
+        expect=("--length-penalty nan: decode.length_penalty must be between 0 and 10",),
+    ),
+    Case(
+        "search-length-penalty-inf",
+        search_option("--length-penalty", "inf"),
+        expect=("--length-penalty inf: decode.length_penalty must be between 0 and 10",),
+    ),
+    Case(
+        "search-max-len-a-nan",
+        search_option("--max-len-a", "nan"),
+        expect=("--max-len-a nan: decode.max_len_a must be between 0 and 1000",),
+    ),
+    Case(
+        "search-max-len-a-negative",
+        search_option("--max-len-a", "-1"),
+        expect=("--max-len-a -1: decode.max_len_a must be between 0 and 1000",),
+    ),
+    Case(
+        "search-max-len-b-negative",
+        search_option("--max-len-b", "-100"),
+        expect=("--max-len-b -100: decode.max_len_b must be an integer from 0 to",),
+    ),
+    Case(
+        "search-beam-zero", search_option("--beam", "0"), expect=("--beam 0: decode.beam_size must be an integer from 1 to 1000",)
+    ),
+    Case(
+        "search-beam-huge",
+        search_option("--beam", "100000000000"),
+        expect=("--beam 100000000000: decode.beam_size must be an integer from 1 to 1000",),
+    ),
+    Case("search-nbest-zero", search_option("--nbest", "0"), expect=("--nbest 0: decode.nbest must be an integer from 1",)),
+    Case("search-min-len-negative", search_option("--min-len", "-1"), expect=("--min-len -1: decode.min_len must be",)),
+    Case("search-max-tokens-zero", search_option("--max-tokens", "0"), expect=("--max-tokens 0: decode.max_tokens must be",)),
+    Case(
+        "search-plot-first-negative",
+        search_option("--attention-plots", "plots", "--plot-first", "-1"),
+        expect=("--plot-first -1: must be an integer >= 0",),
+    ),
+    Case(
+        "search-output-cap-zero",  # each option in range; together (checked with the model's config) they cap every output at eos
+        search_option("--max-len-a", "0", "--max-len-b", "1"),
+        expect=("key 'decode.max_len_b'", "leaves a one-piece source no output piece"),
+    ),
+    Case("eval-beam-zero", eval_beam("0"), expect=("--beam 0: decode.beam_size must be an integer from 1 to 1000",)),
     # corpora
     Case(
         "corpus-line-count-mismatch",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nmt.config import Config, config_from_dict, load_config
+from nmt.config import (
+    MAX_PARAMETERS,
+    RANGES,
+    Config,
+    Rule,
+    check_option,
+    config_from_dict,
+    estimate_parameters,
+    load_config,
+    numeric_keys,
+)
 from nmt.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).parents[2] / "configs"
@@ -398,7 +409,7 @@ def test_bare_off_is_the_off_choice_in_yaml_and_override(tmp_path):
     # YAML 1.1 reads `off` as false; `amp: off` must still mean "off".
     path = write_yaml(tmp_path, "data:\n  train: {src: a, tgt: b}\ntrain:\n  max_steps: 3\n  amp: off\n")
     assert load_config(path).train.amp == "off"
-    assert load_config(path, ["train.amp=bf16", "train.amp=off"]).train.amp == "off"
+    assert load_config(path, ["train.amp=off"]).train.amp == "off"
     with pytest.raises(ConfigError, match="train.amp"):
         load_config(path, ["train.amp=true"])
 
@@ -410,9 +421,9 @@ def test_override_creates_missing_section(tmp_path):
     assert (config.data.valid.src, config.data.valid.tgt) == ("v.src", "v.tgt")
 
 
-def test_later_override_wins(tmp_path):
+def test_override_replaces_the_file_value(tmp_path):
     path = write_yaml(tmp_path, minimal())
-    assert load_config(path, ["train.max_steps=3", "train.max_steps=4"]).train.max_steps == 4
+    assert load_config(path, ["train.max_steps=4"]).train.max_steps == 4
 
 
 def test_override_value_is_type_checked(tmp_path):
@@ -441,3 +452,315 @@ def test_nmt_train_bad_choice_fails_fast(tmp_path):
     assert "luong" in lines[0]
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "run").exists(), "nothing is created before the config is valid"
+
+
+# ---------------------------------------------------------------------------------------------
+# numeric ranges: one rule per int/float key
+
+
+def test_every_numeric_key_has_a_range_rule():
+    # a new int/float key must get a rule in nmt.config.RANGES (or this fails)
+    assert set(numeric_keys()) == set(RANGES)
+
+
+def _dotted(key: str, value) -> dict:
+    """`minimal()` with `key` (dotted) set to `value`."""
+    raw = minimal()
+    node = raw
+    *parents, last = key.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
+    return raw
+
+
+FLOAT_KEYS = sorted(key for key, integer in numeric_keys().items() if not integer)
+INT_KEYS = sorted(key for key, integer in numeric_keys().items() if integer)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("key", FLOAT_KEYS)
+def test_every_float_key_must_be_finite(tmp_path, key, bad):
+    value = [bad, bad] if key == "train.betas" else bad
+    message = config_error(tmp_path, _dotted(key, value))
+    assert f"key '{key}': must be " in message
+    assert repr(bad) in message
+
+
+@pytest.mark.parametrize("key", INT_KEYS)
+def test_every_int_key_has_an_upper_bound(tmp_path, key):
+    message = config_error(tmp_path, _dotted(key, 10**20))
+    assert f"key '{key}': must be " in message and "an integer from " in message
+    assert "got 100000000000000000000" in message
+
+
+@pytest.mark.parametrize("key", INT_KEYS)
+def test_no_int_key_takes_a_negative_value(tmp_path, key):
+    message = config_error(tmp_path, _dotted(key, -1))
+    assert f"key '{key}': must be " in message and "got -1" in message
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("train.lr", "nan", "key 'train.lr': must be a finite number > 0, got nan"),
+        ("train.lr", -0.001, "must be a finite number > 0, got -0.001"),
+        ("train.betas", [0.9, 1.5], "key 'train.betas': must be between 0 and 1 (exclusive of 1), got 1.5 (train.betas[1])"),
+        ("train.betas", [-0.1, 0.9], "got -0.1 (train.betas[0])"),
+        ("train.betas", [0.9, 1.0], "got 1.0 (train.betas[1])"),
+        ("train.weight_decay", -0.1, "key 'train.weight_decay': must be a finite number >= 0, got -0.1"),
+        ("seed", 99999999999999999999, "key 'seed': must be an integer from 0 to 4294967295"),
+        ("seed", -1, "key 'seed': must be an integer from 0 to 4294967295, got -1"),
+        ("tokenizer.vocab_size", 10**12, "key 'tokenizer.vocab_size': must be an integer from 5 to 1048576"),
+        ("tokenizer.vocab_size", 4, "from 5 to 1048576, got 4"),
+        ("tokenizer.character_coverage", 0.5, "must be between 0.98 and 1, got 0.5"),
+        ("tokenizer.max_train_sentences", 50, "must be 0 (all) or an integer from 101 to 2147483647, got 50"),
+        ("data.max_len_ratio", 0.5, "key 'data.max_len_ratio': must be 0 (off) or a finite number >= 1, got 0.5"),
+        ("model.init_scale", 0, "key 'model.init_scale': must be a finite number > 0, got 0.0"),
+        ("model.init_scale", -0.1, "must be a finite number > 0, got -0.1"),
+        ("train.plateau_patience", -1, "key 'train.plateau_patience': must be an integer from 0 to"),
+        ("train.num_threads", 10**11, "key 'train.num_threads': must be an integer from 0 to 4096"),
+        ("train.clip_grad_norm", "inf", "key 'train.clip_grad_norm': must be a finite number >= 0, got inf"),
+        ("train.label_smoothing", 1.0, "must be between 0 and 1 (exclusive of 1), got 1.0"),
+        ("train.plateau_factor", 0.0, "must be between 0 and 1 (exclusive), got 0.0"),
+        ("train.decay_fraction", 0.0, "must be between 0 and 1 (exclusive of 0), got 0.0"),
+        ("decode.max_len_b", -5, "key 'decode.max_len_b': must be an integer from 0 to 2147483647, got -5"),
+        ("decode.max_len_a", -1, "key 'decode.max_len_a': must be between 0 and 1000, got -1.0"),
+        ("decode.length_penalty", "nan", "key 'decode.length_penalty': must be between 0 and 10, got nan"),
+        ("decode.beam_size", 0, "key 'decode.beam_size': must be an integer from 1 to 1000, got 0"),
+        ("train.max_time", "1" + "0" * 400, "key 'train.max_time': must be a finite duration, got inf seconds"),
+    ],
+)
+def test_range_rule_message(tmp_path, key, value, expected):
+    assert expected in config_error(tmp_path, _dotted(key, value))
+
+
+def test_nan_in_yaml_text_is_rejected(tmp_path):
+    text = "data:\n  train: {src: a, tgt: b}\ntrain:\n  max_steps: 3\n  lr: .nan\n"
+    assert "key 'train.lr': must be a finite number > 0, got nan" in config_error(tmp_path, text)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("seed", 0),
+        ("seed", 2**32 - 1),
+        ("tokenizer.vocab_size", 1 << 20),
+        ("tokenizer.character_coverage", 0.98),
+        ("tokenizer.max_train_sentences", 0),
+        ("tokenizer.max_train_sentences", 101),
+        ("data.max_len_ratio", 0.0),
+        ("data.max_len_ratio", 1.0),
+        ("train.betas", [0.0, 0.0]),
+        ("train.clip_grad_norm", 0.0),
+        ("decode.max_len_a", 0.0),  # with max_len_b 10: a fixed cap
+        ("decode.length_penalty", 10.0),
+        ("model.encoder.dropout", 1.0),
+    ],
+)
+def test_range_edges_are_accepted(key, value):
+    raw = _dotted(key, value)
+    raw.setdefault("model", {})["embedding_dim"] = 64  # a million-piece vocabulary with a small model
+    config_from_dict(raw)
+
+
+def test_min_lr_above_lr_is_rejected_when_a_schedule_uses_it(tmp_path):
+    message = config_error(tmp_path, minimal(train={"schedule": "plateau", "lr": 1e-4, "min_lr": 1e-3}))
+    assert "key 'train.min_lr': 0.001 is above train.lr 0.0001" in message and "use min_lr <= lr" in message
+    config_from_dict(minimal(train={"schedule": "constant", "lr": 1e-7}))  # constant never reads min_lr
+
+
+@pytest.mark.parametrize(("a", "b"), [(0.0, 0), (0.0, 1), (1.5, 0), (0.5, 1)])
+def test_output_cap_that_leaves_no_piece_is_rejected(tmp_path, a, b):
+    message = config_error(tmp_path, minimal(decode={"max_len_a": a, "max_len_b": b}))
+    assert "key 'decode.max_len_b'" in message and "leaves a one-piece source no output piece" in message
+
+
+@pytest.mark.parametrize(("a", "b"), [(0.0, 2), (2.0, 0), (1.5, 1), (0.0, 200)])
+def test_output_cap_of_one_piece_or_more_is_fine(a, b):
+    config_from_dict(minimal(decode={"max_len_a": a, "max_len_b": b}))
+
+
+def test_range_rule_describes_itself():
+    assert Rule(0, low_open=True).describe(integer=False) == "must be a finite number > 0"
+    assert Rule(1, 10).describe(integer=True) == "must be an integer from 1 to 10"
+    assert Rule(0, 1, high_open=True).describe(integer=False) == "must be between 0 and 1 (exclusive of 1)"
+    assert not Rule(0).allows(math.nan) and not Rule(1, off="off").allows(math.nan)
+
+
+# ---------------------------------------------------------------------------------------------
+# model size: estimated before torch allocates anything
+
+
+SIZE_VARIANTS = [
+    {},
+    {"attention": {"type": "luong", "score": "general"}},
+    {"attention": {"type": "luong", "score": "dot"}, "encoder": {"hidden_size": 16}, "decoder": {"hidden_size": 32}},
+    {"attention": {"type": "luong", "score": "concat", "hidden_size": 24}},
+    {"encoder": {"rnn_type": "gru", "num_layers": 3}, "decoder": {"rnn_type": "gru", "num_layers": 1}},
+    {"encoder": {"rnn_type": "gru"}, "decoder": {"bridge": "zero", "combine": "linear"}},
+    {"decoder": {"input_feeding": False, "num_layers": 3, "combine": "linear"}},
+    {"embedding_dim": 32, "tie_target_embeddings": True, "decoder": {"hidden_size": 32}},
+    {"embedding_dim": 32, "tie_source_target_embeddings": True},
+    {"embedding_dim": 32, "tie_target_embeddings": True, "tie_source_target_embeddings": True, "decoder": {"hidden_size": 32}},
+    {"decoder": {"rnn_type": "gru", "bridge": "zero", "input_feeding": False}, "attention": {"type": "luong"}},
+]
+
+
+@pytest.mark.parametrize("variant", SIZE_VARIANTS, ids=range(len(SIZE_VARIANTS)))
+@pytest.mark.parametrize(("src_size", "tgt_size"), [(45, 45), (37, 52)])
+def test_parameter_estimate_equals_the_model(variant, src_size, tgt_size):
+    from nmt.model import Seq2Seq
+    from nmt.tokenizer import Vocab
+
+    small = {
+        "embedding_dim": 24,
+        "encoder": {"hidden_size": 16},
+        "decoder": {"hidden_size": 40},
+        "attention": {"hidden_size": 12},
+    }
+    model = {
+        key: ({**value, **variant.get(key, {})} if isinstance(value, dict) else variant.get(key, value))
+        for key, value in small.items()
+    }
+    model.update({key: value for key, value in variant.items() if key not in small})
+    if model.get("tie_source_target_embeddings"):
+        tgt_size = src_size  # a joint vocabulary
+    cfg = config_from_dict(minimal(model=model)).model
+    vocab = [Vocab(size=size, pad=0, unk=1, bos=2, eos=3) for size in (src_size, tgt_size)]
+    assert estimate_parameters(cfg, src_size, tgt_size) == Seq2Seq(cfg, *vocab).num_parameters()
+
+
+@pytest.mark.parametrize(
+    ("sections", "key"),
+    [
+        ({"model": {"encoder": {"hidden_size": 10_000_000}}}, "model.encoder.hidden_size"),
+        ({"model": {"embedding_dim": 1_000_000}}, "model.embedding_dim"),
+        (
+            {"tokenizer": {"vocab_size": 1 << 20}, "model": {"embedding_dim": 2048, "decoder": {"hidden_size": 2048}}},
+            "tokenizer.vocab_size",
+        ),
+        ({"model": {"decoder": {"num_layers": 100_000}}}, "model.decoder.num_layers"),
+        ({"model": {"attention": {"hidden_size": 100_000_000}}}, "model.attention.hidden_size"),
+    ],
+)
+def test_absurd_model_is_refused_naming_the_dominant_key(tmp_path, sections, key):
+    message = config_error(tmp_path, minimal(**sections))
+    assert f"key '{key}'" in message
+    assert "parameters" in message and "GB of fp32 weights" in message and "1,000,000,000 allowed" in message
+
+
+def test_size_check_runs_without_torch(tmp_path):
+    path = write_yaml(tmp_path, minimal(model={"encoder": {"hidden_size": 10_000_000}}))
+    code = (
+        "import sys\nfrom nmt.config import load_config\nfrom nmt.errors import ConfigError\n"
+        f"try:\n    load_config({str(path)!r})\nexcept ConfigError as err:\n    print(err)\n"
+        "assert 'torch' not in sys.modules, 'config checks imported torch'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "model.encoder.hidden_size" in result.stdout
+
+
+def test_largest_shipped_model_is_far_below_the_limit():
+    sizes = [estimate_parameters(load_config(path).model, 8000, 8000) for path in CONFIG_DIR.glob("*.yaml")]
+    assert max(sizes) < MAX_PARAMETERS / 10
+
+
+# ---------------------------------------------------------------------------------------------
+# duplicate keys
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "dotted", "first"),
+    [
+        ("data:\n  train: {src: a, tgt: b}\ntrain:\n  max_steps: 3\n  lr: 0.1\n  max_steps: 5\n", 6, "train.max_steps", 4),
+        (
+            "data:\n  train: {src: a, tgt: b}\nmodel:\n  embedding_dim: 8\ntrain:\n  max_steps: 3\nmodel:\n  init: xavier\n",
+            7,
+            "model",
+            3,
+        ),
+        ("data:\n  train:\n    src: a\n    tgt: b\n    src: c\ntrain: {max_steps: 3}\n", 5, "data.train.src", 3),
+        ("seed: 1\ndata:\n  train: {src: a, tgt: b, tgt: c}\ntrain: {max_steps: 3}\n", 3, "data.train.tgt", 3),
+        ("seed: 1\nseed: 2\n", 2, "seed", 1),
+        (
+            "data:\n  train: {src: a, tgt: b}\ntrain: {max_steps: 3}\neval:\n  metrics: [bleu]\n  'metrics': [chrf]\n",
+            6,
+            "eval.metrics",
+            5,
+        ),
+    ],
+    ids=["in-a-section", "second-section", "nested", "flow-mapping", "top-level-key", "quoted-key"],
+)
+def test_duplicate_key_names_file_line_and_key(tmp_path, text, line, dotted, first):
+    message = config_error(tmp_path, text)
+    assert f": line {line}: duplicate key '{dotted}' (first at line {first}); keep one" in message
+
+
+def test_merge_keys_still_work(tmp_path):
+    text = (
+        "data:\n  train: {src: a, tgt: b}\n"
+        "enc: &layer {hidden_size: 8, num_layers: 1}\n"
+        "model:\n  encoder:\n    <<: *layer\n    num_layers: 2\n  decoder:\n    <<: *layer\n    hidden_size: 16\n"
+        "train: {max_steps: 3}\n"
+    )
+    path = write_yaml(tmp_path, text)
+    # the anchor's own top-level key is unknown to the config: the merge itself loads
+    with pytest.raises(ConfigError, match="unknown key 'enc'"):
+        load_config(path)
+    text = text.replace("enc: &layer {hidden_size: 8, num_layers: 1}\n", "").replace(
+        "<<: *layer", "<<: {hidden_size: 8, num_layers: 1}"
+    )
+    config = load_config(write_yaml(tmp_path, text, "merged.yaml"))
+    assert (config.model.encoder.hidden_size, config.model.encoder.num_layers) == (8, 2)
+    assert (config.model.decoder.hidden_size, config.model.decoder.num_layers) == (16, 1)
+
+
+def test_anchor_and_alias_reused_twice_is_not_a_duplicate(tmp_path):
+    text = "data:\n  train: &files {src: a, tgt: b}\n  valid: *files\ntrain: {max_steps: 3}\n"
+    config = load_config(write_yaml(tmp_path, text))
+    assert config.data.valid == config.data.train
+
+
+def test_same_key_given_twice_as_override_names_both(tmp_path):
+    message = config_error(tmp_path, minimal(), ("train.max_steps=3", "seed=2", "train.max_steps=4"))
+    assert "override 'train.max_steps=4': 'train.max_steps' is already set by override 'train.max_steps=3'" in message
+    assert "give each key once" in message
+
+
+# ---------------------------------------------------------------------------------------------
+# command-line search options: the rules of the decode.* keys they set
+
+
+def test_search_option_is_checked_with_its_key_rule():
+    with pytest.raises(ConfigError) as info:
+        check_option("--length-penalty", "decode.length_penalty", math.nan)
+    assert str(info.value) == "--length-penalty nan: decode.length_penalty must be between 0 and 10"
+    with pytest.raises(ConfigError, match=r"^--max-len-a -1: decode.max_len_a must be between 0 and 1000$"):
+        check_option("--max-len-a", "decode.max_len_a", -1.0)
+    with pytest.raises(ConfigError, match=r"^--beam 0: decode.beam_size must be an integer from 1 to 1000$"):
+        check_option("--beam", "decode.beam_size", 0)
+    check_option("--beam", "decode.beam_size", None)  # not given: the model's config decides
+    check_option("--beam", "decode.beam_size", 5)
+
+
+def test_nmt_translate_checks_every_numeric_search_option():
+    from nmt.cli import _SEARCH_OPTIONS
+
+    decode_keys = {key for key in numeric_keys() if key.startswith("decode.")} - {"decode.valid_beam_size"}
+    assert {key for _, key in _SEARCH_OPTIONS.values()} == decode_keys
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        (["--alphas", "0.6", "nan"], "--alphas nan: decode.length_penalty must be between 0 and 10"),
+        (["--beams", "5", "0"], "--beams 0: decode.beam_size must be an integer from 1 to 1000"),
+    ],
+)
+def test_tune_decoding_checks_its_search_options_before_reading(tmp_path, option, expected):
+    script = Path(__file__).parents[2] / "scripts" / "tune_decoding.py"
+    command = [sys.executable, str(script), "--model", "no_run", "--src", "no.src", "--ref", "no.ref", *option]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (2, f"tune_decoding: error: {expected}\n")
