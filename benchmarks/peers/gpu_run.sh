@@ -33,7 +33,7 @@
 #   LOG_EVERY [100] WARMUP [200] (throughput window starts at this step)
 #   CKPT_EVERY [500] (OpenNMT-py saves only every N steps; SIGINT loses the rest)
 #   PYTHON [python3]  SITE [/tmp/site]  WHL_DIR [<this folder>/whl]  DATA_DIR [<this folder>/data]
-#   NMT_EXTRA [""] extra key=value overrides for nmt's training (e.g. train.amp=bf16)
+#   NMT_EXTRA [""] extra key=value overrides for nmt's training (not train.amp: set here, fp16 then bf16; e.g. train.label_smoothing=0.2)
 #   NMT_TRANSLATE_EXTRA [""] extra nmt-translate options (e.g. --max-tokens 32000)
 #   NMT_ONE_BATCH [1] after nmt's beam-5 and greedy searches (decode.max_tokens batches, as on
 #   CPU), time once more beam 5 with the whole test set in one batch (--max-tokens 10000000):
