@@ -123,7 +123,11 @@ def _stdin_chunks(settle: float = 0.05) -> Iterator[list[str]]:
         try:
             lines = decode_lines(data[:cut], done + 1, report)
         except InvalidUtf8 as err:
-            raise NmtError(f"<stdin>:{err.number}: invalid UTF-8 (byte {err.start} of the line); send UTF-8 text") from None
+            fix = {
+                "gzip": "it is gzip-compressed: pipe it through zcat, or give the .gz file as --input",
+                "UTF-16": "it is UTF-16: pipe it through iconv -f UTF-16 -t UTF-8",
+            }.get(err.kind(), "send UTF-8 text")
+            raise NmtError(f"<stdin>:{err.number}: invalid UTF-8 (byte {err.start} of the line); {fix}") from None
         pending = data[cut:]
         done += len(lines)
         if lines:
@@ -198,6 +202,8 @@ def translate_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> int:
+        if args.input == "-" and sys.stdin is None:  # started with stdin closed (<&-)
+            raise NmtError("standard input is closed; give --input FILE or pipe text in")
         plots = _plot_files(args.attention_plots, args.plot_first)
         _check_paths(
             {"--input": args.input, "--model": _model_files(args.model)},

@@ -96,11 +96,20 @@ def _lines(count: int, unit: str = "line") -> str:
 
 
 class InvalidUtf8(ValueError):
-    """Line `number` is not UTF-8 from byte `start` of the line on (callers word the error)."""
+    """Line `number` is not UTF-8 from byte `start` of the line on (callers word the error);
+    `head`: the line's first bytes, which can tell what the data is instead."""
 
-    def __init__(self, number: int, start: int):
+    def __init__(self, number: int, start: int, head: bytes = b""):
         super().__init__(number, start)
-        self.number, self.start = number, start
+        self.number, self.start, self.head = number, start, head
+
+    def kind(self) -> str | None:
+        """'gzip' or 'UTF-16' when the start of the input says so, else None."""
+        if self.number == 1 and self.head.startswith(b"\x1f\x8b"):
+            return "gzip"
+        if self.number == 1 and self.head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            return "UTF-16"
+        return None
 
 
 def decode_lines(data: bytes, first: int, report: ReadReport) -> list[str]:
@@ -134,7 +143,7 @@ def decode_lines(data: bytes, first: int, report: ReadReport) -> list[str]:
         try:
             lines.append(raw.decode("utf-8"))
         except UnicodeDecodeError as err:
-            raise InvalidUtf8(first + index, err.start) from None
+            raise InvalidUtf8(first + index, err.start, raw[:4]) from None
     return lines
 
 
@@ -162,9 +171,11 @@ def read_lines(path: str | Path, report: ReadReport | None = None) -> list[str]:
                 pending = [block[cut:]]
             lines += decode_lines(b"".join(pending), len(lines) + 1, report)
     except InvalidUtf8 as err:
-        raise DataError(
-            f"{path}:{err.number}: invalid UTF-8 (byte {err.start}); convert the file to UTF-8 (e.g. iconv -f LATIN1 -t UTF-8)"
-        ) from None
+        fix = {
+            "gzip": "it is gzip-compressed: name it .gz, or gunzip it",
+            "UTF-16": "it is UTF-16: convert it with iconv -f UTF-16 -t UTF-8",
+        }.get(err.kind(), "convert the file to UTF-8 (e.g. iconv -f LATIN1 -t UTF-8)")
+        raise DataError(f"{path}:{err.number}: invalid UTF-8 (byte {err.start}); {fix}") from None
     except FileNotFoundError:
         raise DataError(f"{path}: file not found; check the data paths in the config (or run `make data`)") from None
     except IsADirectoryError:

@@ -7,9 +7,10 @@ naming both options, before any model loads and before anything is written. So a
 could never be written (an existing directory, a missing or read-only parent directory), which
 would otherwise fail only after the work is done.
 
-Not checked, since writing through them replaces nothing: '-' (stdout), existing files that are
-not regular files (/dev/null, a FIFO, a terminal) and the descriptor links /dev/stdout,
-/dev/stderr, /dev/fd/N and /proc/self/fd/N (`write_through` says which outputs those are).
+Not checked, since writing through them replaces nothing: '-' (stdout, which only one output
+may name), existing files that are not regular files (/dev/null, a FIFO, a terminal) and the
+descriptor links /dev/stdout, /dev/stderr, /dev/fd/N and /proc/self/fd/N (`write_through` says
+which outputs those are). An empty path and an output ending in '/' are refused.
 """
 
 from __future__ import annotations
@@ -63,13 +64,24 @@ def check_paths(inputs: Paths, outputs: Paths) -> None:
     given); the input '-' is stdin, checked through the file it was redirected from.
     """
     seen: list[tuple[tuple, str, str, bool]] = []  # (identity, option, path as given, is output)
+    for option, path in _entries(inputs) + _entries(outputs):
+        if not path:
+            raise NmtError(f"{option} is an empty path; give a file")
+    stdout_option = None
     for option, path in _entries(inputs):
         identity = _stdin_identity() if path == STDIO else _identity(path)
         if identity is not None:
             seen.append((identity, option, path, False))
     for option, path in _entries(outputs):
-        if path == STDIO or is_descriptor_link(path):
+        if path == STDIO:
+            if stdout_option is not None:
+                raise NmtError(f"{option} - and {stdout_option} - both write to standard output; give one of them a file")
+            stdout_option = option
             continue
+        if is_descriptor_link(path):
+            continue
+        if path.endswith(("/", os.sep)):
+            raise NmtError(f"{option} {path} ends in '/', so it names a directory; give the path of a file to write")
         _check_writable(option, path)
         identity = _identity(path)
         if identity is None:

@@ -540,6 +540,17 @@ def eval_old_mac_both(ctx: Ctx) -> list[str]:
     return ["nmt-eval", "--hyp", "hyp.txt", "--ref", "ref.txt"]
 
 
+def translate_gzip_without_gz_name(ctx: Ctx) -> list[str]:
+    write(ctx, "in.GZ", gzip.compress(b"apple river\n"))
+    return translate(ctx, "--input", "in.GZ", "--output", existing_output(ctx))
+
+
+def eval_utf16_ref(ctx: Ctx) -> list[str]:
+    argv = eval_with("--hyp", "hyp.txt", "--ref", "ref.txt", "--json", "r.json")(ctx)
+    write(ctx, "ref.txt", text(toy_lines(ctx, "test", "tgt", 3)).encode("utf-16"))
+    return argv
+
+
 def check_scored(ctx: Ctx, result: subprocess.CompletedProcess) -> None:
     assert result.stdout.startswith(b"BLEU = "), result.stdout
 
@@ -830,6 +841,16 @@ CASES = [
         expect=("cut.gz", "cannot read", "complete text or .gz file"),
     ),
     Case(
+        "translate-alignments-and-output-both-stdout",
+        translate_with("--input", "in.txt", "--alignments", "-"),
+        expect=("--alignments - and --output - both write to standard output", "give one of them a file"),
+    ),
+    Case(
+        "translate-gzip-without-gz-name",
+        translate_gzip_without_gz_name,
+        expect=("in.GZ:1: invalid UTF-8", "it is gzip-compressed: name it .gz, or gunzip it"),
+    ),
+    Case(
         "translate-old-mac-file-warned",
         translate_old_mac_file,
         code=0,
@@ -948,6 +969,11 @@ CASES = [
         "eval-markdown-missing-dir-before-json",  # refused before r.json is replaced
         eval_with("--hyp", "hyp.txt", "--ref", "ref.txt", "--json", "r.json", "--markdown", "missing_dir/r.md"),
         expect=("--markdown missing_dir/r.md: cannot write", "directory missing_dir does not exist"),
+    ),
+    Case(
+        "eval-utf16-ref",
+        eval_utf16_ref,
+        expect=("ref.txt:1: invalid UTF-8 (byte 0)", "it is UTF-16: convert it with iconv -f UTF-16 -t UTF-8"),
     ),
     Case(
         "eval-old-mac-hyp",

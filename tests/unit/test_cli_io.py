@@ -145,6 +145,19 @@ def test_output_in_a_read_only_directory(here):
     assert "(directory ro is not writable)" in refused({}, {"--output": "ro/o.txt"})
 
 
+def test_two_outputs_on_stdout_are_refused(here):
+    message = refused({"--input": "in.txt"}, {"--output": "-", "--alignments": "-"})
+    assert message == "--alignments - and --output - both write to standard output; give one of them a file"
+
+
+def test_empty_path_is_refused(here):
+    assert refused({"--input": ""}, {}) == "--input is an empty path; give a file"
+
+
+def test_output_ending_in_a_slash_is_refused(here):
+    assert "--output new/ ends in '/', so it names a directory" in refused({}, {"--output": "new/"})
+
+
 # ---------------------------------------------------------------------------------------------
 # writing outputs
 
@@ -217,6 +230,13 @@ def test_stdin_lines_like_a_file(monkeypatch, capsys):
         "warning: <stdin>: 1 line holds a carriage return (\\r) that does not end the line (first at line 2)"
     )
     assert err[1].startswith("warning: <stdin>: 1 line holds NUL bytes (first at line 3)")
+
+
+def test_stdin_gzip_is_recognised(monkeypatch):
+    import gzip
+
+    with pytest.raises(NmtError, match=r"^<stdin>:1: invalid UTF-8 .*; it is gzip-compressed: pipe it through zcat"):
+        stdin_lines(monkeypatch, gzip.compress(b"apple river\n" * 20))
 
 
 def test_stdin_invalid_utf8_names_the_line(monkeypatch):

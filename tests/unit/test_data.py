@@ -173,6 +173,18 @@ def test_invalid_utf8_in_gz_names_line(tmp_path):
     assert f"{path}:2:" in one_line_error(info)
 
 
+def test_gzip_without_gz_name_is_recognised(tmp_path):
+    with pytest.raises(DataError) as info:
+        read_lines(write(tmp_path / "train.GZ", gzip.compress(b"eins\nzwei\n")))
+    assert "it is gzip-compressed: name it .gz, or gunzip it" in one_line_error(info)
+
+
+def test_utf16_is_recognised(tmp_path):
+    with pytest.raises(DataError) as info:
+        read_lines(write(tmp_path / "win.txt", "eins\nzwei\n".encode("utf-16")))
+    assert "win.txt:1: invalid UTF-8 (byte 0); it is UTF-16: convert it with iconv -f UTF-16 -t UTF-8" in one_line_error(info)
+
+
 def test_missing_file(tmp_path):
     path = tmp_path / "nope.txt"
     with pytest.raises(DataError) as info:
