@@ -70,7 +70,7 @@ def check_paths(inputs: Paths, outputs: Paths) -> None:
     stdout_option = None
     for option, path in _entries(inputs):
         identity = _stdin_identity() if path == STDIO else _identity(path)
-        if identity is not None:
+        if identity is not None and identity[0] != "new":  # a missing input: its reader says so
             seen.append((identity, option, path, False))
     for option, path in _entries(outputs):
         if path == STDIO:

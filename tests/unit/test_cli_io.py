@@ -79,6 +79,10 @@ def test_distinct_files_pass(here):
     check_paths({"--input": "in.txt", "--ref": ["copy.txt"]}, {"--output": "out.txt", "--alignments": "new.txt", "--json": None})
 
 
+def test_a_missing_input_is_left_to_its_reader(here):
+    check_paths({"--input": "missing.txt"}, {"--output": "missing.txt"})  # "file not found" comes next
+
+
 def test_special_files_and_stdio_are_skipped(here):
     check_paths({"--input": "-"}, {"--output": "-", "--alignments": os.devnull})
     check_paths({"--input": os.devnull}, {"--output": os.devnull, "--alignments": "/dev/stdout"})
