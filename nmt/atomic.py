@@ -8,13 +8,15 @@ from pathlib import Path
 from typing import BinaryIO
 
 
-def write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
+def write_atomic(path: Path, write: Callable[[BinaryIO], None], follow_symlinks: bool = False) -> None:
     """Write through `write(handle)` into a temporary file beside `path`, fsync, then rename.
 
     On any failure (a full disk, a kill signal turned exception) the temporary file is removed
-    and `path` keeps its previous content.
+    and `path` keeps its previous content. A symlink at `path` is replaced by the new file,
+    unless `follow_symlinks`: then the file it points to is replaced (the temporary file beside
+    that one, on its file system) and the link is kept, as a user who named the link expects.
     """
-    path = Path(path)
+    path = Path(os.path.realpath(path) if follow_symlinks else path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         with open(tmp, "wb") as handle:
@@ -28,8 +30,8 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
     _fsync_dir(path.parent)
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    write_atomic(path, lambda handle: handle.write(data))
+def write_bytes_atomic(path: Path, data: bytes, follow_symlinks: bool = False) -> None:
+    write_atomic(path, lambda handle: handle.write(data), follow_symlinks)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -67,13 +67,30 @@ def train_main(argv: list[str] | None = None) -> int:
     return code
 
 
-def _read_file(path: str, option: str) -> list[str]:
-    """Lines of a file named on the command line; a missing file names the option, not the config."""
-    from nmt.data import read_lines
+def _read_file(path: str, option: str, reports: dict | None = None) -> list[str]:
+    """Lines of a file named on the command line; a missing file names the option, not the config.
+
+    Suspicious content (bare CRs, NUL bytes, inner byte order marks) is warned about on stderr,
+    or, given `reports`, its ReadReport is kept there (by path) for the caller to warn later.
+    """
+    from nmt.data import ReadReport, read_lines
 
     if not Path(path).exists():
         raise NmtError(f"{path}: file not found; check the {option} path")
-    return read_lines(path)
+    if Path(path).is_dir():
+        raise NmtError(f"{path}: is a directory; give a text file as {option}")
+    report = ReadReport()
+    lines = read_lines(path, report)
+    if reports is None:
+        _warn(report.warnings(path))
+    else:
+        reports[path] = report
+    return lines
+
+
+def _warn(warnings: list[str]) -> None:
+    for warning in warnings:
+        print(warning, file=sys.stderr, flush=True)
 
 
 def _stdin_chunks(settle: float = 0.05) -> Iterator[list[str]]:
@@ -81,9 +98,14 @@ def _stdin_chunks(settle: float = 0.05) -> Iterator[list[str]]:
 
     A chunk is everything readable until the input pauses for `settle` seconds, so a file piped
     in comes as a few large chunks (batched like a file) and a person typing, or a program
-    writing one line and waiting for its translation, gets each line back at once.
+    writing one line and waiting for its translation, gets each line back at once. Lines are
+    read as files are (nmt.data.decode_lines: LF ends a line, CRLF too); suspicious content is
+    warned about once, at the end of the input.
     """
+    from nmt.data import InvalidUtf8, ReadReport, decode_lines
+
     fd = sys.stdin.fileno()
+    report = ReadReport()
     pending, done, eof = b"", 0, False  # pending: an unfinished last line; done: lines yielded
     while not eof:
         parts = [pending]
@@ -96,38 +118,45 @@ def _stdin_chunks(settle: float = 0.05) -> Iterator[list[str]]:
             parts.append(data)
             if not select.select([fd], [], [], settle)[0]:
                 break
-        *complete, pending = b"".join(parts).split(b"\n")
-        if eof and pending:  # a last line without a line end
-            complete, pending = [*complete, pending], b""
-        lines = [_decode_stdin_line(raw, done + number) for number, raw in enumerate(complete, start=1)]
+        data = b"".join(parts)
+        cut = len(data) if eof else data.rfind(b"\n") + 1  # at the end, a last line without a line end too
+        try:
+            lines = decode_lines(data[:cut], done + 1, report)
+        except InvalidUtf8 as err:
+            fix = {
+                "gzip": "it is gzip-compressed: pipe it through zcat, or give the .gz file as --input",
+                "UTF-16": "it is UTF-16: pipe it through iconv -f UTF-16 -t UTF-8",
+            }.get(err.kind(), "send UTF-8 text")
+            raise NmtError(f"<stdin>:{err.number}: invalid UTF-8 (byte {err.start} of the line); {fix}") from None
+        pending = data[cut:]
         done += len(lines)
         if lines:
             yield lines
-
-
-def _decode_stdin_line(raw: bytes, number: int) -> str:
-    try:
-        return raw.decode("utf-8").removesuffix("\r")
-    except UnicodeDecodeError as err:
-        raise NmtError(f"<stdin>:{number}: invalid UTF-8 (byte {err.start} of the line); send UTF-8 text") from None
+    _warn(report.warnings("<stdin>"))
 
 
 def _write_output(path: str, lines: list[str]) -> None:
-    """Write lines to a file (atomically) or to stdout ('-')."""
+    """Write lines to a file (atomically; through a symlink, its target) or to stdout ('-').
+
+    /dev/null, a FIFO and the descriptor links /dev/stdout, /dev/fd/N are written into (appended
+    to), never replaced: renaming a file over /dev/stdout would replace the link itself.
+    """
     text = "".join(line + "\n" for line in lines)
     if path == "-":
         sys.stdout.write(text)
         sys.stdout.flush()
         return
     from nmt.atomic import write_bytes_atomic
+    from nmt.paths import write_through
 
-    target = Path(path)
     try:
-        if target.exists() and not target.is_file():  # /dev/null, a FIFO: write through, never replace it
-            with open(target, "wb") as handle:
+        if write_through(path):
+            sys.stdout.flush()  # what was printed comes first, as on a terminal
+            sys.stderr.flush()
+            with open(path, "ab") as handle:
                 handle.write(text.encode("utf-8"))
         else:
-            write_bytes_atomic(target, text.encode("utf-8"))
+            write_bytes_atomic(Path(path), text.encode("utf-8"), follow_symlinks=True)
     except OSError as err:
         raise NmtError(f"{path}: cannot write ({err.strerror}); check the directory exists and is writable") from None
 
@@ -151,6 +180,19 @@ def _check_search_options(args: argparse.Namespace) -> None:
         check_option(flag, key, getattr(args, attribute))
     if args.plot_first < 0:
         raise ConfigError(f"--plot-first {args.plot_first}: must be an integer >= 0 (the sentences to draw)")
+
+
+def _check_paths(inputs: dict, outputs: dict) -> None:
+    """No output may replace an input or another output, and each must be writable (nmt.paths)."""
+    from nmt.paths import check_paths
+
+    check_paths(inputs, outputs)
+
+
+def _model_files(model: str | None) -> list:
+    from nmt.paths import checkpoint_files
+
+    return checkpoint_files(model) if model else []
 
 
 def translate_main(argv: list[str] | None = None) -> int:
@@ -182,6 +224,13 @@ def translate_main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         _check_search_options(args)
+        if args.input == "-" and sys.stdin is None:  # started with stdin closed (<&-)
+            raise NmtError("standard input is closed; give --input FILE or pipe text in")
+        plots = _plot_files(args.attention_plots, args.plot_first)
+        _check_paths(
+            {"--input": args.input, "--model": _model_files(args.model)},
+            {"--output": args.output, "--alignments": args.alignments, "--attention-plots": plots},
+        )
         # a file is read before the model loads (a bad path fails at once); stdin is translated as it arrives
         chunks = _stdin_chunks() if args.input == "-" else iter([_read_file(args.input, "--input")])
         from nmt.checkpoint import resolve_checkpoint
@@ -261,6 +310,22 @@ def _alignment_line(result) -> str:
     return " ".join(f"{src}-{tgt}" for tgt, src in enumerate(best))
 
 
+def _plot_name(directory: Path, number: int) -> Path:
+    return directory / f"attention_{number:04d}.png"
+
+
+def _plot_files(directory: str | None, count: int) -> list[Path]:
+    """The files --attention-plots may write, for the path check; refuses a DIR that is a file."""
+    if not directory:
+        return []
+    path = Path(directory)
+    if path.exists() and not path.is_dir():
+        raise NmtError(f"--attention-plots {directory} is a file, not a directory; give a directory for the PNG files")
+    if not path.is_dir():
+        return []  # created later: nothing in it can be an input yet
+    return [_plot_name(path, number) for number in range(1, count + 1)]
+
+
 def _save_plots(directory: Path, results, translator) -> None:
     from nmt.plotting import save_attention_plot
 
@@ -273,7 +338,11 @@ def _save_plots(directory: Path, results, translator) -> None:
         if result.hypotheses:
             hyp = result.hypotheses[0]
             tgt_pieces = translator.tokenizer.tgt.pieces(hyp.tokens) + eos
-            save_attention_plot(directory / f"attention_{number:04d}.png", hyp.attention, result.src_pieces, tgt_pieces)
+            path = _plot_name(directory, number)
+            try:
+                save_attention_plot(path, hyp.attention, result.src_pieces, tgt_pieces)
+            except OSError as err:
+                raise NmtError(f"{path}: cannot write plot ({err.strerror}); check --attention-plots") from None
 
 
 def eval_main(argv: list[str] | None = None) -> int:
@@ -285,7 +354,9 @@ def eval_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--beam", type=int, help="beam size with --model")
     parser.add_argument("--compare", metavar="OTHER_HYP", help="paired bootstrap test against another system's output")
     parser.add_argument("--metrics", nargs="+", choices=["bleu", "chrf", "ter"], default=["bleu", "chrf", "ter"])
-    parser.add_argument("--tokenize", default="13a", help="sacrebleu BLEU tokenizer (default 13a)")
+    parser.add_argument(
+        "--tokenize", default="13a", help="sacrebleu BLEU tokenizer (default 13a; a wrong name lists sacrebleu's)"
+    )
     parser.add_argument("--lowercase", action="store_true", help="case-insensitive scores")
     parser.add_argument("--json", help="also write the report as JSON here")
     parser.add_argument("--markdown", help="also write the report as Markdown tables here")
@@ -293,32 +364,50 @@ def eval_main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         check_option("--beam", "decode.beam_size", args.beam)
-        from nmt.metrics import evaluate
+        from nmt.data import line_count_hint
+        from nmt.metrics import check_bleu_tokenize, evaluate
 
         if bool(args.hyp) == bool(args.model):
             raise NmtError("give either --hyp FILE or --model RUN_DIR with --src FILE")
         if args.model and not args.src:
             raise NmtError("--model needs --src FILE to translate")
-        sources = _read_file(args.src, "--src") if args.src else None
-        if args.model:
+        check_bleu_tokenize(args.tokenize, "--tokenize")  # BLEU also scores the length buckets, whatever --metrics
+        _check_paths(
+            {
+                "--hyp": args.hyp,
+                "--ref": args.ref,
+                "--src": args.src,
+                "--compare": args.compare,
+                "--model": _model_files(args.model),
+            },
+            {"--json": args.json, "--markdown": args.markdown},
+        )
+        # every file is read before a translation starts: a bad one fails at once; warnings wait
+        # until the files agree (a mismatch caused by bare CRs says so in its one error line)
+        reports: dict = {}
+        sources = _read_file(args.src, "--src", reports) if args.src else None
+        hyps = _read_file(args.hyp, "--hyp", reports) if args.hyp else None
+        named = [(path, _read_file(path, "--ref", reports)) for path in args.ref]
+        compare = (args.compare, _read_file(args.compare, "--compare", reports)) if args.compare else None
+        hyp_name = args.hyp or f"translation of {args.src}"
+        count = len(hyps) if hyps is not None else len(sources)  # a translation has a line per source line
+        if sources is not None:
+            named.append((args.src, sources))
+        if compare is not None:
+            named.append(compare)
+        for path, lines in named:
+            if len(lines) != count:
+                hint = line_count_hint(*((p, reports[p]) for p in (args.hyp, path) if p in reports))
+                raise NmtError(f"{hyp_name} has {count} lines but {path} has {len(lines)}; they must match line by line{hint}")
+        if not count:
+            raise NmtError(f"{hyp_name} and {args.ref[0]} are empty; there is nothing to score")
+        for path, read in reports.items():
+            _warn(read.warnings(path))
+        if hyps is None:
             from nmt.checkpoint import resolve_checkpoint
             from nmt.translator import Translator
 
             hyps = Translator.from_checkpoint(resolve_checkpoint(args.model)).translate(sources, beam_size=args.beam)
-            hyp_name = f"translation of {args.src}"
-        else:
-            hyps, hyp_name = _read_file(args.hyp, "--hyp"), args.hyp
-        named = [(path, _read_file(path, "--ref")) for path in args.ref]
-        if sources is not None:
-            named.append((args.src, sources))
-        compare = (args.compare, _read_file(args.compare, "--compare")) if args.compare else None
-        if compare is not None:
-            named.append(compare)
-        for path, lines in named:
-            if len(lines) != len(hyps):
-                raise NmtError(f"{hyp_name} has {len(hyps)} lines but {path} has {len(lines)}; they must match line by line")
-        if not hyps:
-            raise NmtError(f"{hyp_name} and {args.ref[0]} are empty; there is nothing to score")
         refs = [lines for _, lines in named[: len(args.ref)]]
         report = evaluate(hyps, refs, args.metrics, args.tokenize, args.lowercase, sources, compare)
         print(report.to_text())
@@ -343,6 +432,9 @@ def average_main(argv: list[str] | None = None) -> int:
         count = args.last if args.last is not None else args.best
         if (args.last is None) == (args.best is None) or count < 1:
             raise NmtError("give exactly one of --last N or --best N, with N >= 1")
+        _check_paths({"--model": _model_files(args.model)}, {"--output": args.output})
+        if os.path.lexists(args.output):  # found before the checkpoints load (nmt.checkpoint checks again)
+            raise NmtError(f"{args.output}: already exists; choose another --output")
         from nmt.checkpoint import average_checkpoints, save_averaged, select_checkpoints
 
         paths = select_checkpoints(Path(args.model), count, "last" if args.last is not None else "best")

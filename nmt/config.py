@@ -170,7 +170,11 @@ class DecodeConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     metrics: tuple[Literal["bleu", "chrf", "ter"], ...] = ("bleu", "chrf", "ter")
-    bleu_tokenize: Literal["13a", "intl", "zh", "ja-mecab", "char", "none", "flores101", "flores200"] = "13a"
+    # sacrebleu's BLEU tokenizers (a test keeps the list equal to the installed sacrebleu's); the
+    # mecab ones need extra packages, the spm ones a one-time download: checked when training starts
+    bleu_tokenize: Literal[
+        "13a", "intl", "zh", "ja-mecab", "ko-mecab", "char", "none", "flores101", "flores200", "spm", "spBLEU-1K"
+    ] = "13a"
     lowercase: bool = False
 
 

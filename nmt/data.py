@@ -19,64 +19,207 @@ if TYPE_CHECKING:  # no torch import here: nmt-eval reads text files through thi
     from nmt.tokenizer import Tokenizer
 
 
+BOM = b"\xef\xbb\xbf"  # U+FEFF in UTF-8: dropped at the start of a file, suspicious anywhere else
+BLOCK = 1 << 20  # bytes read at a time
+
+
 @dataclass
 class ReadReport:
-    """What reading a file had to repair, for the log."""
+    """What reading text had to repair (CRLF line ends) or found suspicious, for the log.
+
+    A line ends at LF ("\\n") only, as for `wc -l`, `paste` and sacrebleu's own file reading; the
+    CR of a CRLF line end is removed and counted. Any other CR stays in its line (old Mac files,
+    which end lines with CR alone, read as one long line) and is counted, like NUL bytes
+    (almost always corruption) and byte order marks after the start of the file (files
+    concatenated with their BOMs). Counts add up over the files read with one report; `first_*`
+    is the number of the first such line (None: none).
+    """
 
     crlf_lines: int = 0
+    cr_lines: int = 0
+    first_cr: int | None = None
+    nul_lines: int = 0
+    first_nul: int | None = None
+    bom_lines: int = 0
+    first_bom: int | None = None
+
+    def take(self, raw: bytes, number: int, ended: bool) -> bytes:
+        """Line `number` without its LF (`ended`: one followed it) and the CR of a CRLF; notes what it holds."""
+        if ended and raw.endswith(b"\r"):
+            raw = raw[:-1]
+            self.crlf_lines += 1
+        if b"\r" in raw:
+            self.cr_lines += 1
+            self.first_cr = number if self.first_cr is None else self.first_cr
+        if b"\0" in raw:
+            self.nul_lines += 1
+            self.first_nul = number if self.first_nul is None else self.first_nul
+        if BOM in raw:
+            self.bom_lines += 1
+            self.first_bom = number if self.first_bom is None else self.first_bom
+        return raw
+
+    def warnings(self, where: str, unit: str = "line") -> list[str]:
+        """One `warning: ...` line per kind of suspicious content, naming `where` (a file, <stdin>)."""
+        found = []
+        if self.cr_lines:
+            found.append(
+                f"warning: {where}: {_lines(self.cr_lines, unit)} a carriage return (\\r) that does not end the line "
+                f"(first at {unit} {self.first_cr}); a line ends at LF (\\n) only: if the file has old Mac line ends, "
+                "convert it with tr '\\r' '\\n'"
+            )
+        if self.nul_lines:
+            found.append(
+                f"warning: {where}: {_lines(self.nul_lines, unit)} NUL bytes (first at {unit} {self.first_nul}); "
+                "a NUL in text is usually corruption: check the file"
+            )
+        if self.bom_lines:
+            found.append(
+                f"warning: {where}: {_lines(self.bom_lines, unit)} a byte order mark (U+FEFF) after the start of the file "
+                f"(first at {unit} {self.first_bom}); files concatenated with their BOMs? remove them with "
+                "sed 's/\\xEF\\xBB\\xBF//g'"
+            )
+        return found
+
+
+def line_count_hint(*files: tuple[str | Path, ReadReport]) -> str:
+    """For a line-count mismatch: '; FILE holds bare CRs ...' for each file whose CRs may be line ends."""
+    return "".join(
+        f"; {path} has carriage returns inside lines (old Mac line ends? convert it with tr '\\r' '\\n')"
+        for path, report in files
+        if report.cr_lines
+    )
+
+
+def _lines(count: int, unit: str = "line") -> str:
+    return f"{count} {unit} holds" if count == 1 else f"{count} {unit}s hold"
+
+
+class InvalidUtf8(ValueError):
+    """Line `number` is not UTF-8 from byte `start` of the line on (callers word the error);
+    `head`: the line's first bytes, which can tell what the data is instead."""
+
+    def __init__(self, number: int, start: int, head: bytes = b""):
+        super().__init__(number, start)
+        self.number, self.start, self.head = number, start, head
+
+    def kind(self) -> str | None:
+        """'gzip' or 'UTF-16' when the start of the input says so, else None."""
+        if self.number == 1 and self.head.startswith(b"\x1f\x8b"):
+            return "gzip"
+        if self.number == 1 and self.head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            return "UTF-16"
+        return None
+
+
+def decode_lines(data: bytes, first: int, report: ReadReport) -> list[str]:
+    """The lines of `data`, which holds whole lines (each ending in LF, but the input's last line
+    may lack it), line `first` first; a BOM is dropped from the start of line 1.
+
+    One pass of C-speed scans: a block without CR, NUL or inner BOM (the common case) is decoded
+    and split at once; only other blocks go line by line through `report.take`.
+    """
+    if first == 1 and data.startswith(BOM):
+        data = data[len(BOM) :]
+    if not data:
+        return []
+    ended = data.endswith(b"\n")
+    if b"\r" not in data and b"\0" not in data and BOM not in data:
+        try:
+            lines = data.decode("utf-8").split("\n")
+        except UnicodeDecodeError:
+            pass  # found again below, with its line number
+        else:
+            if ended:
+                lines.pop()
+            return lines
+    raws = data.split(b"\n")
+    if ended:
+        raws.pop()
+    last = len(raws) - 1
+    lines = []
+    for index, raw in enumerate(raws):
+        raw = report.take(raw, first + index, ended or index < last)
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as err:
+            raise InvalidUtf8(first + index, err.start, raw[:4]) from None
+    return lines
 
 
 def read_lines(path: str | Path, report: ReadReport | None = None) -> list[str]:
     """Lines of a UTF-8 text file (gzip if it ends in .gz), without line ends.
 
-    CRLF line ends are repaired (and counted in `report`); invalid UTF-8 is an error naming the
-    line, since guessing an encoding would silently corrupt the corpus.
+    A line ends at LF; CRLF line ends are repaired, and they, bare CRs, NUL bytes and inner byte
+    order marks are counted in `report` (see ReadReport), all in one pass over the data. Invalid
+    UTF-8 is an error naming the line, since guessing an encoding would silently corrupt the
+    corpus; so is a directory or an unreadable, truncated or non-gzip .gz file.
     """
     path = Path(path)
+    report = report if report is not None else ReadReport()
     opener = gzip.open if path.suffix == ".gz" else open
-    lines = []
-    crlf = 0
+    lines: list[str] = []
     try:
         with opener(path, "rb") as handle:
-            for number, raw in enumerate(handle, start=1):
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as err:
-                    raise DataError(
-                        f"{path}:{number}: invalid UTF-8 (byte {err.start}); convert the file to UTF-8 "
-                        "(e.g. iconv -f LATIN1 -t UTF-8)"
-                    ) from None
-                if number == 1:
-                    line = line.removeprefix("\ufeff")
-                if line.endswith("\r\n"):
-                    crlf += 1
-                lines.append(line.rstrip("\r\n"))
+            pending: list[bytes] = []  # an unfinished line, in pieces (a long line spans blocks)
+            while block := handle.read(BLOCK):
+                cut = block.rfind(b"\n") + 1
+                if not cut:
+                    pending.append(block)
+                    continue
+                lines += decode_lines(b"".join([*pending, block[:cut]]), len(lines) + 1, report)
+                pending = [block[cut:]]
+            lines += decode_lines(b"".join(pending), len(lines) + 1, report)
+    except InvalidUtf8 as err:
+        fix = {
+            "gzip": "it is gzip-compressed: name it .gz, or gunzip it",
+            "UTF-16": "it is UTF-16: convert it with iconv -f UTF-16 -t UTF-8",
+        }.get(err.kind(), "convert the file to UTF-8 (e.g. iconv -f LATIN1 -t UTF-8)")
+        raise DataError(f"{path}:{err.number}: invalid UTF-8 (byte {err.start}); {fix}") from None
     except FileNotFoundError:
         raise DataError(f"{path}: file not found; check the data paths in the config (or run `make data`)") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, not a text file; give the path of a file") from None
     except (OSError, EOFError, gzip.BadGzipFile) as err:
         raise DataError(f"{path}: cannot read ({err}); is it a complete text or .gz file?") from None
-    if report is not None:
-        report.crlf_lines += crlf
     return lines
 
 
 def read_corpus(corpus: CorpusConfig, name: str, log=print) -> tuple[list[str], list[str]]:
     """Source and target sentences of one corpus, line i of one translating line i of the other."""
     if corpus.dataset is not None:
-        return _read_hf(corpus, name)
-    report = ReadReport()
-    src = read_lines(corpus.src, report)
-    tgt = read_lines(corpus.tgt, report)
-    if report.crlf_lines:
-        log(f"warning: {name}: {report.crlf_lines} lines had Windows (CRLF) line ends; removed the CR")
+        src, tgt = _read_hf(corpus, name)
+        for field_name, texts in ((corpus.src_field, src), (corpus.tgt_field, tgt)):
+            for warning in _text_report(texts).warnings(f"{name} field {field_name}", unit="row"):
+                log(warning)
+        return src, tgt
+    src_report, tgt_report = ReadReport(), ReadReport()
+    src = read_lines(corpus.src, src_report)
+    tgt = read_lines(corpus.tgt, tgt_report)
+    crlf = src_report.crlf_lines + tgt_report.crlf_lines
+    if crlf:
+        log(f"warning: {name}: {crlf} lines had Windows (CRLF) line ends; removed the CR")
+    for side, path, report in (("src", corpus.src, src_report), ("tgt", corpus.tgt, tgt_report)):
+        for warning in report.warnings(f"{path} ({name}.{side})"):
+            log(warning)
     if len(src) != len(tgt):
         raise DataError(
             f"{name}: {corpus.src} has {len(src)} lines but {corpus.tgt} has {len(tgt)}; "
             "a parallel corpus needs one target line per source line"
+            + line_count_hint((corpus.src, src_report), (corpus.tgt, tgt_report))
         )
     if not src:
         raise DataError(f"{name}: {corpus.src} and {corpus.tgt} are empty; give files with at least one sentence pair")
     return src, tgt
+
+
+def _text_report(texts: list[str]) -> ReadReport:
+    """Bare CRs, NULs and BOMs in already decoded texts (dataset rows, numbered from 0 as in errors)."""
+    report = ReadReport()
+    for index, text in enumerate(texts):
+        if "\r" in text or "\0" in text or "\ufeff" in text:
+            report.take(text.encode("utf-8"), index, ended=False)
+    return report
 
 
 def _read_hf(corpus: CorpusConfig, name: str) -> tuple[list[str], list[str]]:
@@ -84,11 +227,16 @@ def _read_hf(corpus: CorpusConfig, name: str) -> tuple[list[str], list[str]]:
     try:
         import datasets
     except ImportError:
-        raise DataError(f"{name}: the 'datasets' package is needed for data.{name}.dataset; pip install datasets") from None
+        raise DataError(f"{name}: the 'datasets' package is needed for {name}.dataset; pip install datasets") from None
     what = f"{corpus.dataset}" + (f" ({corpus.dataset_config})" if corpus.dataset_config else "")
     kwargs: dict[str, Any] = {"split": corpus.split}
     if corpus.data_files is not None:
         kwargs["data_files"] = corpus.data_files
+    # Local files (data_files) load in seconds: no progress bar on stderr, which would come before
+    # a one-line error about their fields; a hub download keeps its bars.
+    quiet = corpus.data_files is not None and datasets.is_progress_bar_enabled()
+    if quiet:
+        datasets.disable_progress_bars()
     try:
         ds = datasets.load_dataset(corpus.dataset, corpus.dataset_config, **kwargs)
     except Exception as err:  # datasets raises many unrelated types (connection, file, value errors)
@@ -97,6 +245,9 @@ def _read_hf(corpus: CorpusConfig, name: str) -> tuple[list[str], list[str]]:
             f"{name}: cannot load Hugging Face dataset {what} split '{corpus.split}': {first}; "
             "offline, use local files (src/tgt or dataset: json + data_files) or a cached copy with HF_DATASETS_OFFLINE=1"
         ) from None
+    finally:
+        if quiet:
+            datasets.enable_progress_bars()
     src = [_field(row, corpus.src_field, name, i) for i, row in enumerate(ds)]
     tgt = [_field(row, corpus.tgt_field, name, i) for i, row in enumerate(ds)]
     if not src:
@@ -109,9 +260,7 @@ def _field(row: dict[str, Any], dotted: str, name: str, index: int) -> str:
     for part in dotted.split("."):
         if not isinstance(value, dict) or part not in value:
             keys = ", ".join(value) if isinstance(value, dict) else type(value).__name__
-            raise DataError(
-                f"{name}: row {index} has no field '{dotted}' (missing '{part}'; found: {keys}); fix data.{name}.*_field"
-            )
+            raise DataError(f"{name}: row {index} has no field '{dotted}' (missing '{part}'; found: {keys}); fix {name}.*_field")
         value = value[part]
     if value is None:
         return ""

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
+import re
 from dataclasses import dataclass
 
 from sacrebleu.metrics import BLEU, CHRF, TER
 from sacrebleu.metrics.base import Metric
+
+from nmt.errors import NmtError
 
 
 @dataclass
@@ -14,6 +18,37 @@ class Score:
     score: float
     signature: str
     text: str  # sacrebleu's own one-line rendering, e.g. "BLEU = 35.2 66.1/42.0/..."
+
+
+def bleu_tokenizers() -> list[str]:
+    """The BLEU tokenizer names of the installed sacrebleu, from its own table."""
+    return list(BLEU.TOKENIZERS)
+
+
+def check_bleu_tokenize(name: str, option: str = "--tokenize") -> None:
+    """Refuse a BLEU tokenizer sacrebleu does not have, or cannot start here, in one line.
+
+    Building the tokenizer is what finds a missing extra package (ja-mecab, ko-mecab) or a
+    sentencepiece model that cannot be downloaded (spm, flores101, flores200, spBLEU-1K); that
+    is cheap, and done before any file is read or any translation starts.
+    """
+    choices = bleu_tokenizers()
+    if name not in choices:
+        close = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise NmtError(f"{option} '{name}' is not a sacrebleu BLEU tokenizer; {hint}choices: {', '.join(choices)}")
+    try:
+        BLEU(tokenize=name)
+    except (ImportError, RuntimeError) as err:  # sacrebleu's message for a missing extra holds the pip line
+        install = re.search(r"pip install \S+", str(err))
+        fix = install.group(0) if install else "install the packages sacrebleu names for it"
+        raise NmtError(f"{option} {name}: sacrebleu cannot start this tokenizer without extra packages; {fix}") from None
+    except (OSError, SystemExit) as err:  # a failed download (URLError is an OSError; an SSL error exits)
+        reason = getattr(err, "reason", None) or err
+        raise NmtError(
+            f"{option} {name}: sacrebleu cannot download this tokenizer's sentencepiece model ({reason}); "
+            "run once with network access (it is cached in ~/.sacrebleu) or choose another --tokenize"
+        ) from None
 
 
 def build_metric(name: str, bleu_tokenize: str = "13a", lowercase: bool = False) -> Metric:

@@ -24,6 +24,7 @@ from nmt.data import Corpus, encode_corpus, read_corpus
 from nmt.distributed import Distributed, init_distributed, shutdown_distributed
 from nmt.errors import CheckpointError, ConfigError, brief
 from nmt.faults import BadStepGuard, GracefulStop
+from nmt.metrics import check_bleu_tokenize
 from nmt.model import Seq2Seq
 from nmt.optim import LRSchedule, build_optimizer
 from nmt.resume import check_ranks_agree, check_resume_config, check_resume_tokenizer, rng_state, seed_everything, set_rng_state
@@ -72,8 +73,9 @@ class Trainer:
         """
         self.dist, self.device = init_distributed(self.config.train.device)
         try:
-            if self.config.data.valid:  # validation BLEU searches in decode.amp: fail now, not at the first validation
+            if self.config.data.valid:  # validation BLEU: fail now, not at the first validation
                 check_precision(self.config.decode.amp, self.device)
+                check_bleu_tokenize(self.config.eval.bleu_tokenize, f"{self.source}: key 'eval.bleu_tokenize':")
             if self.dist.is_main:
                 run_dir.prepare(self.run_dir)
             self.dist.barrier()

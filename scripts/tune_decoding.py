@@ -14,10 +14,11 @@ import argparse
 import itertools
 import sys
 import time
+from pathlib import Path
 
 from nmt.checkpoint import resolve_checkpoint
 from nmt.config import check_option
-from nmt.data import read_lines
+from nmt.data import ReadReport, line_count_hint, read_lines
 from nmt.errors import NmtError
 from nmt.metrics import score_corpus
 from nmt.translator import Translator
@@ -39,6 +40,14 @@ def tune(translator: Translator, src: list[str], ref: list[str], beams: list[int
     return rows
 
 
+def read_text(path: str, option: str) -> tuple[list[str], ReadReport]:
+    """Lines of a file named on the command line, and what they hold (bare CRs, NUL bytes)."""
+    if not Path(path).exists():
+        raise NmtError(f"{path}: file not found; check the {option} path")
+    report = ReadReport()
+    return read_lines(path, report), report
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="run directory (its best checkpoint) or checkpoint file")
@@ -56,9 +65,12 @@ def main() -> int:
             check_option("--beams", "decode.beam_size", beam)
         for alpha in args.alphas:
             check_option("--alphas", "decode.length_penalty", alpha)
-        src, ref = read_lines(args.src), read_lines(args.ref)
+        (src, src_report), (ref, ref_report) = read_text(args.src, "--src"), read_text(args.ref, "--ref")
         if len(src) != len(ref):
-            raise NmtError(f"{args.src} has {len(src)} lines but {args.ref} has {len(ref)}; they must match line by line")
+            hint = line_count_hint((args.src, src_report), (args.ref, ref_report))
+            raise NmtError(f"{args.src} has {len(src)} lines but {args.ref} has {len(ref)}; they must match line by line{hint}")
+        for warning in src_report.warnings(args.src) + ref_report.warnings(args.ref):
+            print(warning, file=sys.stderr)
         translator = Translator.from_checkpoint(resolve_checkpoint(args.model), args.device)
         rows = tune(translator, src, ref, args.beams, args.alphas, args.amp)
     except NmtError as err:

@@ -16,6 +16,7 @@ the data, on 20-line corpora, before any training; the two corpus recoveries tra
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import os
@@ -534,6 +535,170 @@ def eval_empty_files(ctx: Ctx) -> list[str]:
     return ["nmt-eval", "--hyp", "hyp.txt", "--ref", "ref.txt"]
 
 
+def translate_over(output: str, link: str = "") -> Callable[[Ctx], list[str]]:
+    """--output naming --input in.txt: as given (in.txt, ./in.txt) or through a symlink or hard link."""
+
+    def prepare(ctx: Ctx) -> list[str]:
+        write(ctx, "in.txt", "apple river\nlamp green\n")
+        if link == "symlink":
+            os.symlink("in.txt", ctx.tmp / output)
+        elif link == "hardlink":
+            os.link(ctx.tmp / "in.txt", ctx.tmp / output)
+        return translate(ctx, "--input", "in.txt", "--output", output)
+
+    return prepare
+
+
+def translate_with(*args: str) -> Callable[[Ctx], list[str]]:
+    """nmt-translate of in.txt into an earlier out.txt, plus `args`; a directory d exists."""
+
+    def prepare(ctx: Ctx) -> list[str]:
+        write(ctx, "in.txt", "apple river\nlamp green\n")
+        existing_output(ctx)
+        write(ctx, "notes.txt", "a file, not a directory\n")
+        (ctx.tmp / "d").mkdir()
+        return translate(ctx, *args)
+
+    return prepare
+
+
+def translate_over_checkpoint(ctx: Ctx) -> list[str]:
+    write(ctx, "in.txt", "apple river\n")
+    return translate(ctx, "--input", "in.txt", "--output", str(ctx.model / "checkpoints" / "best.pt"))
+
+
+def translate_old_mac_file(ctx: Ctx) -> list[str]:
+    write(ctx, "mac.txt", "apple river\rlamp green\rstone\r")  # CR-only line ends: one line
+    return translate(ctx, "--input", "mac.txt", "--output", "out.txt")
+
+
+def check_one_output_line(ctx: Ctx, result: subprocess.CompletedProcess) -> None:
+    out = (ctx.tmp / "out.txt").read_text(encoding="utf-8")
+    assert out.count("\n") == 1 and out.endswith("\n"), out
+
+
+def translate_old_mac_stdin(ctx: Ctx) -> list[str]:
+    ctx.stdin = b"apple river\rlamp green\rstone\r"
+    return translate(ctx)
+
+
+def check_one_stdout_line(ctx: Ctx, result: subprocess.CompletedProcess) -> None:
+    assert result.stdout.count(b"\n") == 1 and result.stdout.endswith(b"\n"), result.stdout
+
+
+def translate_nul_input(ctx: Ctx) -> list[str]:
+    write(ctx, "nul.txt", b"apple river\nlamp\0green\nstone\n")
+    return translate(ctx, "--input", "nul.txt", "--output", "out.txt")
+
+
+def check_three_output_lines(ctx: Ctx, result: subprocess.CompletedProcess) -> None:
+    assert (ctx.tmp / "out.txt").read_bytes().count(b"\n") == 3
+
+
+def translate_through_symlink(ctx: Ctx) -> list[str]:
+    (ctx.tmp / "real").mkdir()
+    os.symlink("real/out.txt", ctx.tmp / "link.txt")  # the target is written; the link stays a link
+    write(ctx, "in.txt", "apple river\nlamp green\n")
+    return translate(ctx, "--input", "in.txt", "--output", "link.txt")
+
+
+def check_symlink_kept(ctx: Ctx, result: subprocess.CompletedProcess) -> None:
+    assert (ctx.tmp / "link.txt").is_symlink(), "the symlink was replaced by a file"
+    assert (ctx.tmp / "real" / "out.txt").read_bytes().count(b"\n") == 2
+
+
+def translate_truncated_gz(ctx: Ctx) -> list[str]:
+    packed = gzip.compress(text(["apple river lamp green"] * 2000).encode())
+    write(ctx, "cut.gz", packed[: len(packed) // 2])
+    return translate(ctx, "--input", "cut.gz", "--output", existing_output(ctx))
+
+
+def corpus_with_nul(ctx: Ctx) -> list[str]:
+    small_corpus(ctx)
+    lines = toy_lines(ctx, "train", "src")
+    lines[6] = lines[6].replace(" ", "\0", 1)  # line 7
+    write(ctx, "nul.src", text(lines))
+    return train("train.max_steps=1", "train.eval_every_steps=1", src="nul.src")
+
+
+def check_nul_logged(ctx: Ctx, result: subprocess.CompletedProcess) -> None:
+    log = (ctx.tmp / "run" / "train.log").read_text(encoding="utf-8")
+    assert "warning: nul.src (data.train.src): 1 line holds NUL bytes (first at line 7)" in log
+    assert (ctx.tmp / "run" / "checkpoints" / "last.pt").is_file()
+
+
+def corpus_old_mac_line_ends(ctx: Ctx) -> list[str]:
+    small_corpus(ctx)
+    write(ctx, "mac.src", text(toy_lines(ctx, "train", "src"), end="\r"))
+    return train(src="mac.src")
+
+
+def corpus_hf_missing_field(ctx: Ctx) -> list[str]:
+    write(ctx, "pairs.jsonl", '{"translation": {"de": "apple river", "en": "river apple"}}\n')
+    return train(
+        "data.train.dataset=json",
+        "data.train.data_files=pairs.jsonl",
+        "data.train.src_field=translation.de",
+        "data.train.tgt_field=translation.fr",
+        src="null",
+        tgt="null",
+    )
+
+
+def eval_with(*args: str) -> Callable[[Ctx], list[str]]:
+    """nmt-eval with `args`; hyp.txt, ref.txt, src.txt, other.txt, an earlier r.json and a directory d exist."""
+
+    def prepare(ctx: Ctx) -> list[str]:
+        write(ctx, "hyp.txt", text(toy_lines(ctx, "test", "tgt", 3)))
+        write(ctx, "other.txt", text(toy_lines(ctx, "test", "tgt", 3)))
+        write(ctx, "ref.txt", text(toy_lines(ctx, "test", "tgt", 3)))
+        write(ctx, "src.txt", text(toy_lines(ctx, "test", "src", 3)))
+        write(ctx, "r.json", '{"from": "an earlier run"}\n')
+        (ctx.tmp / "d").mkdir()
+        return ["nmt-eval", *args]
+
+    return prepare
+
+
+def eval_json_symlink_to_ref(ctx: Ctx) -> list[str]:
+    argv = eval_with("--hyp", "hyp.txt", "--ref", "ref.txt", "--json", "scores.json")(ctx)
+    os.symlink("ref.txt", ctx.tmp / "scores.json")
+    return argv
+
+
+def eval_json_over_checkpoint(ctx: Ctx) -> list[str]:
+    eval_with()(ctx)
+    last = str(ctx.model / "checkpoints" / "last.pt")
+    return ["nmt-eval", "--model", str(ctx.model), "--src", "src.txt", "--ref", "ref.txt", "--json", last]
+
+
+def eval_old_mac_hyp(ctx: Ctx) -> list[str]:
+    eval_with()(ctx)
+    write(ctx, "mac.txt", text(toy_lines(ctx, "test", "tgt", 3), end="\r"))
+    return ["nmt-eval", "--hyp", "mac.txt", "--ref", "ref.txt"]
+
+
+def eval_old_mac_both(ctx: Ctx) -> list[str]:
+    write(ctx, "hyp.txt", text(toy_lines(ctx, "test", "tgt", 3), end="\r"))
+    write(ctx, "ref.txt", text(toy_lines(ctx, "test", "tgt", 3), end="\r"))
+    return ["nmt-eval", "--hyp", "hyp.txt", "--ref", "ref.txt"]
+
+
+def translate_gzip_without_gz_name(ctx: Ctx) -> list[str]:
+    write(ctx, "in.GZ", gzip.compress(b"apple river\n"))
+    return translate(ctx, "--input", "in.GZ", "--output", existing_output(ctx))
+
+
+def eval_utf16_ref(ctx: Ctx) -> list[str]:
+    argv = eval_with("--hyp", "hyp.txt", "--ref", "ref.txt", "--json", "r.json")(ctx)
+    write(ctx, "ref.txt", text(toy_lines(ctx, "test", "tgt", 3)).encode("utf-16"))
+    return argv
+
+
+def check_scored(ctx: Ctx, result: subprocess.CompletedProcess) -> None:
+    assert result.stdout.startswith(b"BLEU = "), result.stdout
+
+
 def average(*args: str) -> Callable[[Ctx], list[str]]:
     def prepare(ctx: Ctx) -> list[str]:
         return ["nmt-average", "--model", str(ctx.model), *args]
@@ -1004,6 +1169,125 @@ CASES = [
         translate_missing_gpu,
         expect=("--device cuda:99", "no such CUDA GPU", "use cpu"),
     ),
+    Case(
+        "translate-output-is-input",
+        translate_over("in.txt"),
+        expect=("--output in.txt is the same file as --input in.txt; write to another file",),
+    ),
+    Case(
+        "translate-output-is-input-via-dot-slash",
+        translate_over("./in.txt"),
+        expect=("--output ./in.txt is the same file as --input in.txt",),
+    ),
+    Case(
+        "translate-output-is-input-via-symlink",
+        translate_over("link.txt", link="symlink"),
+        expect=("--output link.txt is the same file as --input in.txt",),
+    ),
+    Case(
+        "translate-output-is-input-via-hard-link",
+        translate_over("hard.txt", link="hardlink"),
+        expect=("--output hard.txt is the same file as --input in.txt",),
+    ),
+    Case(
+        "translate-alignments-is-input",
+        translate_with("--input", "in.txt", "--output", "out.txt", "--alignments", "in.txt"),
+        expect=("--alignments in.txt is the same file as --input in.txt",),
+    ),
+    Case(
+        "translate-alignments-is-output",
+        translate_with("--input", "in.txt", "--output", "out.txt", "--alignments", "./out.txt"),
+        expect=("--alignments ./out.txt is the same file as --output out.txt", "give each output its own file"),
+    ),
+    Case(
+        "translate-output-is-checkpoint",
+        translate_over_checkpoint,
+        expect=("checkpoints/best.pt is the same file as --model ", "write to another file"),
+    ),
+    Case(
+        "translate-input-is-directory",
+        translate_with("--input", "d", "--output", "out.txt"),
+        expect=("d: is a directory", "give a text file as --input"),
+    ),
+    Case(
+        "translate-output-is-directory",
+        translate_with("--input", "in.txt", "--output", "d"),
+        expect=("--output d is a directory", "give the path of a file"),
+    ),
+    Case(
+        "translate-alignments-missing-dir-before-output",  # refused before out.txt is replaced
+        translate_with("--input", "in.txt", "--output", "out.txt", "--alignments", "missing_dir/al.txt"),
+        expect=("--alignments missing_dir/al.txt: cannot write", "directory missing_dir does not exist"),
+    ),
+    Case(
+        "translate-attention-plots-is-a-file",
+        translate_with("--input", "in.txt", "--output", "out.txt", "--attention-plots", "notes.txt"),
+        expect=("--attention-plots notes.txt is a file, not a directory",),
+    ),
+    Case(
+        "translate-truncated-gz-input",
+        translate_truncated_gz,
+        expect=("cut.gz", "cannot read", "complete text or .gz file"),
+    ),
+    Case(
+        "translate-alignments-and-output-both-stdout",
+        translate_with("--input", "in.txt", "--alignments", "-"),
+        expect=("--alignments - and --output - both write to standard output", "give one of them a file"),
+    ),
+    Case(
+        "translate-gzip-without-gz-name",
+        translate_gzip_without_gz_name,
+        expect=("in.GZ:1: invalid UTF-8", "it is gzip-compressed: name it .gz, or gunzip it"),
+    ),
+    Case(
+        "translate-old-mac-file-warned",
+        translate_old_mac_file,
+        code=0,
+        expect=(
+            "warning: mac.txt: 1 line holds a carriage return (\\r) that does not end the line (first at line 1)",
+            "tr '\\r' '\\n'",
+            "nmt-translate: 1 sentences",
+        ),
+        check=check_one_output_line,
+    ),
+    Case(
+        "translate-old-mac-stdin-warned",
+        translate_old_mac_stdin,
+        code=0,
+        expect=("warning: <stdin>: 1 line holds a carriage return (\\r) that does not end the line (first at line 1)",),
+        check=check_one_stdout_line,
+    ),
+    Case(
+        "translate-nul-input-warned",
+        translate_nul_input,
+        code=0,
+        expect=("warning: nul.txt: 1 line holds NUL bytes (first at line 2)", "usually corruption"),
+        check=check_three_output_lines,
+    ),
+    Case(
+        "translate-output-symlink-kept",
+        translate_through_symlink,
+        code=0,
+        expect=("nmt-translate: 2 sentences",),
+        check=check_symlink_kept,
+    ),
+    Case(
+        "corpus-nul-warned",
+        corpus_with_nul,
+        code=0,
+        expect=("warning: nul.src (data.train.src): 1 line holds NUL bytes (first at line 7)",),
+        check=check_nul_logged,
+    ),
+    Case(
+        "corpus-old-mac-line-ends",
+        corpus_old_mac_line_ends,
+        expect=("mac.src has 1 lines but train.tgt has 20", "mac.src has carriage returns inside lines", "tr '\\r' '\\n'"),
+    ),
+    Case(
+        "corpus-hf-missing-field-names-key-once",
+        corpus_hf_missing_field,
+        expect=("data.train: row 0 has no field 'translation.fr'", "fix data.train.*_field"),
+    ),
     # nmt-eval
     Case(
         "eval-line-count-mismatch",
@@ -1019,6 +1303,81 @@ CASES = [
         "eval-empty-files",
         eval_empty_files,
         expect=("hyp.txt and ref.txt are empty", "nothing to score"),
+    ),
+    Case(
+        "eval-json-is-hyp",
+        eval_with("--hyp", "hyp.txt", "--ref", "ref.txt", "--json", "hyp.txt"),
+        expect=("--json hyp.txt is the same file as --hyp hyp.txt; write to another file",),
+    ),
+    Case(
+        "eval-markdown-is-ref",
+        eval_with("--hyp", "hyp.txt", "--ref", "ref.txt", "--markdown", "ref.txt"),
+        expect=("--markdown ref.txt is the same file as --ref ref.txt",),
+    ),
+    Case(
+        "eval-markdown-is-json",
+        eval_with("--hyp", "hyp.txt", "--ref", "ref.txt", "--json", "r.json", "--markdown", "./r.json"),
+        expect=("--markdown ./r.json is the same file as --json r.json", "give each output its own file"),
+    ),
+    Case(
+        "eval-json-symlink-to-ref",
+        eval_json_symlink_to_ref,
+        expect=("--json scores.json is the same file as --ref ref.txt",),
+    ),
+    Case(
+        "eval-markdown-is-compare",
+        eval_with("--hyp", "hyp.txt", "--ref", "ref.txt", "--compare", "other.txt", "--markdown", "other.txt"),
+        expect=("--markdown other.txt is the same file as --compare other.txt",),
+    ),
+    Case(
+        "eval-json-is-src",
+        eval_with("--hyp", "hyp.txt", "--ref", "ref.txt", "--src", "src.txt", "--json", "src.txt"),
+        expect=("--json src.txt is the same file as --src src.txt",),
+    ),
+    Case(
+        "eval-json-is-checkpoint",
+        eval_json_over_checkpoint,
+        expect=("checkpoints/last.pt is the same file as --model ",),
+    ),
+    Case(
+        "eval-unknown-tokenize",
+        eval_with("--hyp", "hyp.txt", "--ref", "ref.txt", "--tokenize", "13b", "--json", "r.json"),
+        expect=("--tokenize '13b' is not a sacrebleu BLEU tokenizer", "did you mean '13a'?", "choices: none, zh, 13a, intl"),
+    ),
+    Case(
+        "eval-hyp-is-directory",
+        eval_with("--hyp", "d", "--ref", "ref.txt"),
+        expect=("d: is a directory", "give a text file as --hyp"),
+    ),
+    Case(
+        "eval-json-is-directory",
+        eval_with("--hyp", "hyp.txt", "--ref", "ref.txt", "--json", "d"),
+        expect=("--json d is a directory",),
+    ),
+    Case(
+        "eval-markdown-missing-dir-before-json",  # refused before r.json is replaced
+        eval_with("--hyp", "hyp.txt", "--ref", "ref.txt", "--json", "r.json", "--markdown", "missing_dir/r.md"),
+        expect=("--markdown missing_dir/r.md: cannot write", "directory missing_dir does not exist"),
+    ),
+    Case(
+        "eval-utf16-ref",
+        eval_utf16_ref,
+        expect=("ref.txt:1: invalid UTF-8 (byte 0)", "it is UTF-16: convert it with iconv -f UTF-16 -t UTF-8"),
+    ),
+    Case(
+        "eval-old-mac-hyp",
+        eval_old_mac_hyp,
+        expect=("mac.txt has 1 lines but ref.txt has 3", "mac.txt has carriage returns inside lines", "tr '\\r' '\\n'"),
+    ),
+    Case(
+        "eval-old-mac-files-warned",
+        eval_old_mac_both,
+        code=0,
+        expect=(
+            "warning: hyp.txt: 1 line holds a carriage return (\\r) that does not end the line",
+            "warning: ref.txt: 1 line holds a carriage return",
+        ),
+        check=check_scored,
     ),
     # nmt-average
     Case(

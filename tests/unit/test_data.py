@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from nmt.config import CorpusConfig
-from nmt.data import FilterReport, ReadReport, filter_pairs, read_corpus, read_lines
+from nmt.data import FilterReport, ReadReport, decode_lines, filter_pairs, read_corpus, read_lines
 from nmt.errors import DataError
 
 
@@ -67,6 +67,92 @@ def test_inner_carriage_return_is_kept(tmp_path):
     assert read_lines(write(tmp_path / "a", b"a\rb\n")) == ["a\rb"]
 
 
+def test_crlf_file_reads_without_warnings(tmp_path):
+    report = ReadReport()
+    assert read_lines(write(tmp_path / "win.txt", b"one\r\ntwo\r\n"), report) == ["one", "two"]
+    assert (report.crlf_lines, report.cr_lines, report.nul_lines, report.bom_lines) == (2, 0, 0, 0)
+    assert report.warnings("win.txt") == []
+
+
+def test_old_mac_line_ends_are_one_line_and_counted(tmp_path):
+    # A line ends at LF only (as for wc -l, paste and sacrebleu): CR-only "lines" are one line.
+    report = ReadReport()
+    assert read_lines(write(tmp_path / "mac.txt", b"one\rtwo\rthree\r"), report) == ["one\rtwo\rthree\r"]
+    assert (report.cr_lines, report.first_cr, report.crlf_lines) == (1, 1, 0)
+    (warning,) = report.warnings("mac.txt")
+    assert warning.startswith("warning: mac.txt: 1 line holds a carriage return")
+    assert "first at line 1" in warning and "tr '\\r' '\\n'" in warning
+
+
+def test_bare_cr_counts_and_first_line(tmp_path):
+    report = ReadReport()
+    data = b"ok\nx\ry\nok\r\nlast\r\r\nz\r"  # lines 2, 4 (one CR is the CRLF's) and 5 (no LF after it)
+    assert read_lines(write(tmp_path / "a", data), report) == ["ok", "x\ry", "ok", "last\r", "z\r"]
+    assert (report.cr_lines, report.first_cr, report.crlf_lines) == (3, 2, 2)
+    assert "3 lines hold a carriage return" in report.warnings("a")[0]
+
+
+def test_nul_bytes_counted_with_first_line(tmp_path):
+    report = ReadReport()
+    data = b"a\n" * 6 + b"b\0c\n" + b"d\n" + b"\0\0\n"
+    lines = read_lines(write(tmp_path / "train.de", data), report)
+    assert lines[6] == "b\0c" and len(lines) == 9, "a NUL is kept: it is warned about, not repaired"
+    assert (report.nul_lines, report.first_nul) == (2, 7)
+    assert report.warnings("train.de") == [
+        "warning: train.de: 2 lines hold NUL bytes (first at line 7); a NUL in text is usually corruption: check the file"
+    ]
+
+
+def test_bom_after_the_start_is_counted_not_dropped(tmp_path):
+    report = ReadReport()
+    data = "\ufeffa\nb\n\ufeffc\n".encode()  # two files concatenated with their BOMs
+    assert read_lines(write(tmp_path / "cat.txt", data), report) == ["a", "b", "\ufeffc"]
+    assert (report.bom_lines, report.first_bom) == (1, 3)
+    assert "byte order mark" in report.warnings("cat.txt")[0]
+
+
+def test_suspicious_content_in_gz_is_counted(tmp_path):
+    path = tmp_path / "a.gz"
+    path.write_bytes(gzip.compress(b"a\rb\nc\0\n"))
+    report = ReadReport()
+    assert read_lines(path, report) == ["a\rb", "c\0"]
+    assert (report.first_cr, report.first_nul) == (1, 2)
+
+
+def test_lines_across_read_blocks(tmp_path, monkeypatch):
+    import nmt.data
+
+    monkeypatch.setattr(nmt.data, "BLOCK", 7)  # lines longer than a block, ends at block edges
+    lines = ["x" * n for n in range(20)] + ["caf\u00e9 \u00fcber", "", "a\rb"]
+    data = "".join(line + ("\r\n" if i % 3 == 0 else "\n") for i, line in enumerate(lines)).encode()
+    report = ReadReport()
+    assert read_lines(write(tmp_path / "a", b"\xef\xbb\xbf" + data + b"tail"), report) == [*lines, "tail"]
+    assert (report.crlf_lines, report.cr_lines, report.first_cr) == (8, 1, 23)
+
+
+def test_invalid_utf8_line_number_across_blocks(tmp_path, monkeypatch):
+    import nmt.data
+
+    monkeypatch.setattr(nmt.data, "BLOCK", 5)
+    with pytest.raises(DataError) as info:
+        read_lines(write(tmp_path / "a", b"one\ntwo\nthree\nfo\xffur\n"))
+    assert f"{tmp_path / 'a'}:4: invalid UTF-8 (byte 2)" in one_line_error(info)
+
+
+def test_directory_is_a_data_error(tmp_path):
+    with pytest.raises(DataError) as info:
+        read_lines(tmp_path)
+    assert "is a directory" in one_line_error(info)
+
+
+def test_decode_lines_keeps_an_unended_last_line():
+    report = ReadReport()
+    assert decode_lines(b"a\r\nb", 1, report) == ["a", "b"]
+    assert decode_lines(b"\xef\xbb\xbfx\n", 1, report) == ["x"], "a BOM starts line 1 only"
+    assert decode_lines(b"\xef\xbb\xbfx\n", 2, report) == ["\ufeffx"]
+    assert (report.crlf_lines, report.bom_lines, report.first_bom) == (1, 1, 2)
+
+
 def test_utf8_bom_is_dropped(tmp_path):
     path = write(tmp_path / "bom.txt", "\ufeffHallo\nWelt\n".encode())
     assert read_lines(path) == ["Hallo", "Welt"]
@@ -85,6 +171,18 @@ def test_invalid_utf8_in_gz_names_line(tmp_path):
     with pytest.raises(DataError) as info:
         read_lines(path)
     assert f"{path}:2:" in one_line_error(info)
+
+
+def test_gzip_without_gz_name_is_recognised(tmp_path):
+    with pytest.raises(DataError) as info:
+        read_lines(write(tmp_path / "train.GZ", gzip.compress(b"eins\nzwei\n")))
+    assert "it is gzip-compressed: name it .gz, or gunzip it" in one_line_error(info)
+
+
+def test_utf16_is_recognised(tmp_path):
+    with pytest.raises(DataError) as info:
+        read_lines(write(tmp_path / "win.txt", "eins\nzwei\n".encode("utf-16")))
+    assert "win.txt:1: invalid UTF-8 (byte 0); it is UTF-16: convert it with iconv -f UTF-16 -t UTF-8" in one_line_error(info)
 
 
 def test_missing_file(tmp_path):
@@ -126,6 +224,16 @@ def test_read_corpus_logs_crlf(tmp_path):
     assert (src_lines, tgt_lines) == (["a", "b"], ["x", "y"])
     assert len(messages) == 1
     assert "3" in messages[0] and "CRLF" in messages[0] and "data.train" in messages[0]
+
+
+def test_read_corpus_warns_per_file(tmp_path):
+    src = write(tmp_path / "s", b"a\rb\n" + b"c\n" * 5 + b"x\0y\n")
+    tgt = write(tmp_path / "t", b"x\n" * 7)
+    messages = []
+    read_corpus(CorpusConfig(src=str(src), tgt=str(tgt)), "data.train", messages.append)
+    assert len(messages) == 2
+    assert messages[0].startswith(f"warning: {src} (data.train.src): 1 line holds a carriage return")
+    assert messages[1].startswith(f"warning: {src} (data.train.src): 1 line holds NUL bytes (first at line 7)")
 
 
 def test_read_corpus_no_log_without_crlf(tmp_path):
@@ -216,7 +324,17 @@ def test_hf_missing_field_names_it(hf_offline):
         read_corpus(hf_corpus(path, tgt_field="translation.fr"), "data.train")
     message = one_line_error(info)
     assert "translation.fr" in message
+    assert "fix data.train.*_field" in message and "data.data" not in message
     assert "de" in message and "en" in message, "the error lists the fields that exist"
+
+
+def test_hf_rows_with_nul_are_warned(hf_offline):
+    records = [{"de": "eins", "en": "one"}, {"de": "zw\0ei", "en": "two"}]
+    messages = []
+    read_corpus(hf_corpus(write_jsonl(hf_offline / "nul.jsonl", records), "de", "en"), "data.train", messages.append)
+    assert messages == [
+        "warning: data.train field de: 1 row holds NUL bytes (first at row 1); a NUL in text is usually corruption: check the file"
+    ]
 
 
 def test_hf_non_text_field(hf_offline):
