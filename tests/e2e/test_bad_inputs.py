@@ -91,13 +91,15 @@ def small_corpus(ctx: Ctx, src_name: str = "train.src", tgt_name: str = "train.t
     write(ctx, tgt_name, text(toy_lines(ctx, "train", "tgt", count)))
 
 
-def train(*overrides: str, src: str = "train.src", tgt: str = "train.tgt", config: str = str(TINY)) -> list[str]:
+def train(
+    *overrides: str, src: str = "train.src", tgt: str = "train.tgt", config: str = str(TINY), run_dir: str = "run"
+) -> list[str]:
     """nmt-train on the tiny config, a fresh run dir in tmp and the given training files, no valid set."""
     return [
         "nmt-train",
         "--config",
         config,
-        "run_dir=run",
+        f"run_dir={run_dir}",
         "data.valid=null",
         f"data.train.src={src}",
         f"data.train.tgt={tgt}",
@@ -413,7 +415,7 @@ def run_dir_holds_user_config(ctx: Ctx) -> list[str]:
     # The config kept inside the directory it names: nmt writes config.resolved.yaml beside it.
     small_corpus(ctx)
     write(ctx, "exp/config.yaml", "# my commented config\n" + TINY.read_text(encoding="utf-8"))
-    return train("train.max_steps=1", "train.eval_every_steps=1", "run_dir=exp", config="exp/config.yaml")
+    return train("train.max_steps=1", "train.eval_every_steps=1", config="exp/config.yaml", run_dir="exp")
 
 
 def check_user_config_kept(ctx: Ctx, result: subprocess.CompletedProcess) -> None:
@@ -427,7 +429,7 @@ def run_dir_holds_user_file(name: str, content: bytes) -> Callable[[Ctx], list[s
     def prepare(ctx: Ctx) -> list[str]:
         small_corpus(ctx)
         write(ctx, f"exp/{name}", content)
-        return train("run_dir=exp")
+        return train(run_dir="exp")
 
     return prepare
 
@@ -435,7 +437,7 @@ def run_dir_holds_user_file(name: str, content: bytes) -> Callable[[Ctx], list[s
 def run_dir_holds_the_configured_spm_model(ctx: Ctx) -> list[str]:
     small_corpus(ctx)
     write(ctx, "exp/spm.model", (ctx.model / "spm.model").read_bytes())
-    return train("run_dir=exp", "tokenizer.model_file=exp/spm.model", "train.max_steps=1", "train.eval_every_steps=1")
+    return train("tokenizer.model_file=exp/spm.model", "train.max_steps=1", "train.eval_every_steps=1", run_dir="exp")
 
 
 def check_trained_one_step(ctx: Ctx, result: subprocess.CompletedProcess) -> None:
