@@ -405,6 +405,28 @@ def checkpoint_without(*fields: str) -> Callable[[Ctx], list[str]]:
     return prepare
 
 
+def eval_with_newer_checkpoint(ctx: Ctx) -> list[str]:
+    import torch
+
+    state = torch.load(ctx.model / "checkpoints" / "best.pt", weights_only=True)
+    torch.save({**state, "format": "nmt-checkpoint-v7"}, ctx.tmp / "newer.pt")
+    write(ctx, "src.txt", text(toy_lines(ctx, "test", "src", 3)))
+    write(ctx, "ref.txt", text(toy_lines(ctx, "test", "tgt", 3)))
+    return ["nmt-eval", "--model", "newer.pt", "--src", "src.txt", "--ref", "ref.txt"]
+
+
+def average_incomplete_checkpoints(ctx: Ctx) -> list[str]:
+    import torch
+
+    shutil.copytree(ctx.model, ctx.tmp / "run")
+    for path in (ctx.tmp / "run" / "checkpoints").glob("step_*.pt"):
+        state = torch.load(path, weights_only=True)
+        del state["model"]
+        path.unlink()
+        torch.save(state, path)
+    return ["nmt-average", "--model", "run", "--last", "1", "--output", "avg.pt"]
+
+
 def checkpoints_dir_is_a_file(ctx: Ctx) -> list[str]:
     small_corpus(ctx)
     write(ctx, "run/checkpoints", "my notes about checkpoints\n")
@@ -1084,6 +1106,16 @@ CASES = [
         "translate-checkpoint-without-weights-and-tokenizer",
         checkpoint_without("model", "tokenizer"),
         expect=("partial.pt: incomplete nmt checkpoint (no 'tokenizer', 'model')",),
+    ),
+    Case(
+        "eval-model-checkpoint-of-a-newer-format",
+        eval_with_newer_checkpoint,
+        expect=("newer.pt: checkpoint format 'nmt-checkpoint-v7'", "this one reads 'nmt-checkpoint-v1'", "use the nmt version"),
+    ),
+    Case(
+        "average-incomplete-checkpoints",
+        average_incomplete_checkpoints,
+        expect=("step_00000060.pt: incomplete nmt checkpoint (no 'model')", "pass a complete checkpoint"),
     ),
     Case(
         "run-dir-holds-the-users-config",
