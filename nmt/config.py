@@ -48,6 +48,9 @@ class DataConfig:
     max_len: int = 100  # sentencepiece pieces per side, training pairs only
     max_len_ratio: float = 0.0  # drop pairs whose longer/shorter length exceeds this; 0 = off
     max_valid_sentences: int = 0  # validate on the first N pairs only; 0 = all
+    # where the training corpus is kept encoded (nmt.store); None = RUN_DIR/store. Runs that name
+    # one directory share the store of the same corpus and tokenizer
+    store_dir: str | None = None
 
 
 @dataclass(frozen=True)

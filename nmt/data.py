@@ -7,7 +7,9 @@ silently.
 from __future__ import annotations
 
 import gzip
+import itertools
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +23,7 @@ if TYPE_CHECKING:  # no torch import here: nmt-eval reads text files through thi
 
 BOM = b"\xef\xbb\xbf"  # U+FEFF in UTF-8: dropped at the start of a file, suspicious anywhere else
 BLOCK = 1 << 20  # bytes read at a time
+CHUNK = 1 << 16  # pairs per chunk when a corpus is streamed
 
 
 @dataclass
@@ -155,10 +158,18 @@ def read_lines(path: str | Path, report: ReadReport | None = None) -> list[str]:
     UTF-8 is an error naming the line, since guessing an encoding would silently corrupt the
     corpus; so is a directory or an unreadable, truncated or non-gzip .gz file.
     """
+    lines: list[str] = []
+    for block in iter_line_blocks(path, report):
+        lines += block
+    return lines
+
+
+def iter_line_blocks(path: str | Path, report: ReadReport | None = None) -> Iterator[list[str]]:
+    """`read_lines` a block at a time (about a MiB of text per list), for files too large to hold."""
     path = Path(path)
     report = report if report is not None else ReadReport()
     opener = gzip.open if path.suffix == ".gz" else open
-    lines: list[str] = []
+    done = 0
     try:
         with opener(path, "rb") as handle:
             pending: list[bytes] = []  # an unfinished line, in pieces (a long line spans blocks)
@@ -167,9 +178,13 @@ def read_lines(path: str | Path, report: ReadReport | None = None) -> list[str]:
                 if not cut:
                     pending.append(block)
                     continue
-                lines += decode_lines(b"".join([*pending, block[:cut]]), len(lines) + 1, report)
+                lines = decode_lines(b"".join([*pending, block[:cut]]), done + 1, report)
                 pending = [block[cut:]]
-            lines += decode_lines(b"".join(pending), len(lines) + 1, report)
+                done += len(lines)
+                yield lines
+            lines = decode_lines(b"".join(pending), done + 1, report)
+            if lines:
+                yield lines
     except InvalidUtf8 as err:
         fix = {
             "gzip": "it is gzip-compressed: name it .gz, or gunzip it",
@@ -182,53 +197,87 @@ def read_lines(path: str | Path, report: ReadReport | None = None) -> list[str]:
         raise DataError(f"{path}: is a directory, not a text file; give the path of a file") from None
     except (OSError, EOFError, gzip.BadGzipFile) as err:
         raise DataError(f"{path}: cannot read ({err}); is it a complete text or .gz file?") from None
-    return lines
 
 
 def read_corpus(corpus: CorpusConfig, name: str, log=print) -> tuple[list[str], list[str]]:
     """Source and target sentences of one corpus, line i of one translating line i of the other."""
-    if corpus.dataset is not None:
-        src, tgt = _read_hf(corpus, name)
-        for field_name, texts in ((corpus.src_field, src), (corpus.tgt_field, tgt)):
-            for warning in _text_report(texts).warnings(f"{name} field {field_name}", unit="row"):
-                log(warning)
-        return src, tgt
-    src_report, tgt_report = ReadReport(), ReadReport()
-    src = read_lines(corpus.src, src_report)
-    tgt = read_lines(corpus.tgt, tgt_report)
-    crlf = src_report.crlf_lines + tgt_report.crlf_lines
-    if crlf:
-        log(f"warning: {name}: {crlf} lines had Windows (CRLF) line ends; removed the CR")
-    for side, path, report in (("src", corpus.src, src_report), ("tgt", corpus.tgt, tgt_report)):
-        for warning in report.warnings(f"{path} ({name}.{side})"):
-            log(warning)
-    if len(src) != len(tgt):
-        raise DataError(
-            f"{name}: {corpus.src} has {len(src)} lines but {corpus.tgt} has {len(tgt)}; "
-            "a parallel corpus needs one target line per source line"
-            + line_count_hint((corpus.src, src_report), (corpus.tgt, tgt_report))
-        )
-    if not src:
-        raise DataError(f"{name}: {corpus.src} and {corpus.tgt} are empty; give files with at least one sentence pair")
+    src: list[str] = []
+    tgt: list[str] = []
+    for src_part, tgt_part in iter_corpus(corpus, name, log):
+        src += src_part
+        tgt += tgt_part
     return src, tgt
 
 
-def _text_report(texts: list[str]) -> ReadReport:
-    """Bare CRs, NULs and BOMs in already decoded texts (dataset rows, numbered from 0 as in errors)."""
-    report = ReadReport()
-    for index, text in enumerate(texts):
+def iter_corpus(corpus: CorpusConfig, name: str, log=print, chunk: int = CHUNK) -> Iterator[tuple[list[str], list[str]]]:
+    """`read_corpus` in aligned chunks of about `chunk` pairs, streamed: nothing O(corpus) is held.
+
+    The checks run as the data streams past: a line-count mismatch is found at the end of the
+    shorter file (and reported with both files' full counts), warnings once per file at the end.
+    """
+    if corpus.dataset is not None:
+        yield from _iter_hf(corpus, name, log, chunk)
+        return
+    reports = ReadReport(), ReadReport()
+    sides = [_chunks_of(iter_line_blocks(path, report), chunk) for path, report in zip((corpus.src, corpus.tgt), reports)]
+    counts = [0, 0]
+    for src_part, tgt_part in itertools.zip_longest(*sides, fillvalue=None):
+        if src_part is None or tgt_part is None or len(src_part) != len(tgt_part):
+            counts = [counts[i] + len(part or []) + sum(map(len, sides[i])) for i, part in enumerate((src_part, tgt_part))]
+            raise DataError(
+                f"{name}: {corpus.src} has {counts[0]} lines but {corpus.tgt} has {counts[1]}; "
+                "a parallel corpus needs one target line per source line"
+                + line_count_hint((corpus.src, reports[0]), (corpus.tgt, reports[1]))
+            )
+        counts = [counts[0] + len(src_part), counts[1] + len(tgt_part)]
+        yield src_part, tgt_part
+    if not counts[0]:
+        raise DataError(f"{name}: {corpus.src} and {corpus.tgt} are empty; give files with at least one sentence pair")
+    crlf = reports[0].crlf_lines + reports[1].crlf_lines
+    if crlf:
+        log(f"warning: {name}: {crlf} lines had Windows (CRLF) line ends; removed the CR")
+    for side, path, report in (("src", corpus.src, reports[0]), ("tgt", corpus.tgt, reports[1])):
+        for warning in report.warnings(f"{path} ({name}.{side})"):
+            log(warning)
+
+
+def iter_side(corpus: CorpusConfig, name: str, side: str) -> Iterator[str]:
+    """One side's sentences ('src' or 'tgt'), streamed (for sentencepiece training; unchecked:
+    the checks run when the corpus is encoded)."""
+    if corpus.dataset is not None:
+        dotted = corpus.src_field if side == "src" else corpus.tgt_field
+        for index, row in enumerate(load_hf(corpus, name)):
+            yield _field(row, dotted, name, index)
+        return
+    for block in iter_line_blocks(corpus.src if side == "src" else corpus.tgt):
+        yield from block
+
+
+def _chunks_of(blocks: Iterator[list[str]], size: int) -> Iterator[list[str]]:
+    """Regroup line blocks into lists of exactly `size` lines (the last one shorter)."""
+    pending: list[str] = []
+    for block in blocks:
+        pending += block
+        while len(pending) >= size:
+            yield pending[:size]
+            pending = pending[size:]
+    if pending:
+        yield pending
+
+
+def _text_report(texts: list[str], first: int, report: ReadReport) -> None:
+    """Count bare CRs, NULs and BOMs in already decoded texts (dataset rows; `texts[0]` is row `first`)."""
+    for index, text in enumerate(texts, start=first):
         if "\r" in text or "\0" in text or "\ufeff" in text:
             report.take(text.encode("utf-8"), index, ended=False)
-    return report
 
 
-def _read_hf(corpus: CorpusConfig, name: str) -> tuple[list[str], list[str]]:
-    """Read a corpus through Hugging Face `datasets` (hub name or a local json/csv builder)."""
+def load_hf(corpus: CorpusConfig, name: str):
+    """A Hugging Face `datasets` split (hub name or a local json/csv builder), memory-mapped by Arrow."""
     try:
         import datasets
     except ImportError:
         raise DataError(f"{name}: the 'datasets' package is needed for {name}.dataset; pip install datasets") from None
-    what = f"{corpus.dataset}" + (f" ({corpus.dataset_config})" if corpus.dataset_config else "")
     kwargs: dict[str, Any] = {"split": corpus.split}
     if corpus.data_files is not None:
         kwargs["data_files"] = corpus.data_files
@@ -238,21 +287,40 @@ def _read_hf(corpus: CorpusConfig, name: str) -> tuple[list[str], list[str]]:
     if quiet:
         datasets.disable_progress_bars()
     try:
-        ds = datasets.load_dataset(corpus.dataset, corpus.dataset_config, **kwargs)
+        return datasets.load_dataset(corpus.dataset, corpus.dataset_config, **kwargs)
     except Exception as err:  # datasets raises many unrelated types (connection, file, value errors)
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise DataError(
-            f"{name}: cannot load Hugging Face dataset {what} split '{corpus.split}': {first}; "
+            f"{name}: cannot load Hugging Face dataset {_hf_name(corpus)} split '{corpus.split}': {first}; "
             "offline, use local files (src/tgt or dataset: json + data_files) or a cached copy with HF_DATASETS_OFFLINE=1"
         ) from None
     finally:
         if quiet:
             datasets.enable_progress_bars()
-    src = [_field(row, corpus.src_field, name, i) for i, row in enumerate(ds)]
-    tgt = [_field(row, corpus.tgt_field, name, i) for i, row in enumerate(ds)]
-    if not src:
-        raise DataError(f"{name}: dataset {what} split '{corpus.split}' has no rows")
-    return src, tgt
+
+
+def _hf_name(corpus: CorpusConfig) -> str:
+    return f"{corpus.dataset}" + (f" ({corpus.dataset_config})" if corpus.dataset_config else "")
+
+
+def _iter_hf(corpus: CorpusConfig, name: str, log, chunk: int) -> Iterator[tuple[list[str], list[str]]]:
+    """A dataset's (source, target) field pairs in chunks of `chunk` rows."""
+    ds = load_hf(corpus, name)
+    if not len(ds):
+        raise DataError(f"{name}: dataset {_hf_name(corpus)} split '{corpus.split}' has no rows")
+    reports = ReadReport(), ReadReport()
+    for start in range(0, len(ds), chunk):
+        rows = list(itertools.islice(ds.select(range(start, min(start + chunk, len(ds)))), chunk))
+        pair = tuple(
+            [_field(row, dotted, name, i) for i, row in enumerate(rows, start=start)]
+            for dotted in (corpus.src_field, corpus.tgt_field)
+        )
+        for texts, report in zip(pair, reports):
+            _text_report(texts, start, report)
+        yield pair
+    for dotted, report in zip((corpus.src_field, corpus.tgt_field), reports):
+        for warning in report.warnings(f"{name} field {dotted}", unit="row"):
+            log(warning)
 
 
 def _field(row: dict[str, Any], dotted: str, name: str, index: int) -> str:
@@ -282,18 +350,16 @@ class FilterReport:
         return f"{name}: kept {self.kept} of {total} pairs; dropped {reasons}"
 
 
-def filter_pairs(
-    src_ids: list[list[int]], tgt_ids: list[list[int]], max_len: int, max_len_ratio: float
-) -> tuple[list[int], FilterReport]:
-    """Indices of the pairs to train on, and why the others were dropped.
+def filter_pairs(src_lens, tgt_lens, max_len: int, max_len_ratio: float) -> tuple[list[int], FilterReport]:
+    """Indices of the pairs to train on (given each side's piece counts), and why the others were dropped.
 
     Empty pairs are never trainable; `max_len` (pieces per side) and `max_len_ratio` (longer /
     shorter side; 0 disables) drop misaligned or runaway pairs.
     """
     report = FilterReport()
     keep = []
-    for i, (src, tgt) in enumerate(zip(src_ids, tgt_ids)):
-        reason = _drop_reason(len(src), len(tgt), max_len, max_len_ratio)
+    for i, (src, tgt) in enumerate(zip(src_lens, tgt_lens)):
+        reason = _drop_reason(int(src), int(tgt), max_len, max_len_ratio)
         if reason:
             report.dropped[reason] += 1
         else:
@@ -338,9 +404,9 @@ def encode_corpus(
     src_ids = tokenizer.src.encode(src_text)
     tgt_ids = tokenizer.tgt.encode(tgt_text)
     if training:
-        keep, report = filter_pairs(src_ids, tgt_ids, data.max_len, data.max_len_ratio)
+        keep, report = filter_pairs(list(map(len, src_ids)), list(map(len, tgt_ids)), data.max_len, data.max_len_ratio)
     else:
-        keep, report = filter_pairs(src_ids, tgt_ids, 10**9, 0.0)
+        keep, report = filter_pairs(list(map(len, src_ids)), list(map(len, tgt_ids)), 10**9, 0.0)
         if data.max_valid_sentences:
             keep = keep[: data.max_valid_sentences]
     corpus = Corpus(

@@ -1,7 +1,7 @@
 """The run directory: what nmt-train writes there, and the files it never overwrites.
 
 nmt-train writes only these names in `run_dir`: `config.resolved.yaml`, the sentencepiece model
-files, `train.log`, `tensorboard/`, `checkpoints/` and `nmt-run.json`, the list of the names it has
+files, `train.log`, `tensorboard/`, `checkpoints/`, `store/` and `nmt-run.json`, the list of the names it has
 written there. A fresh run refuses to start, before it writes anything, when one of those names
 is taken by a file nmt did not write (not listed in `nmt-run.json`, and no resumable checkpoint
 shows the directory to be an nmt run's), unless that file already holds exactly what nmt would
@@ -23,6 +23,7 @@ CONFIG_FILE = "config.resolved.yaml"
 LOG_FILE = "train.log"
 CHECKPOINTS = "checkpoints"
 TENSORBOARD = "tensorboard"
+STORE = "store"  # the encoded training corpus (nmt.store), unless data.store_dir puts it elsewhere
 
 
 def prepare(run_dir: Path) -> None:

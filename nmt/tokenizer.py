@@ -8,6 +8,7 @@ gets one extra id after its last piece.
 from __future__ import annotations
 
 import io
+import itertools
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -123,8 +124,11 @@ class Tokenizer:
         return None
 
 
-def build_tokenizer(cfg: TokenizerConfig, src_lines: list[str], tgt_lines: list[str], log) -> Tokenizer:
+def build_tokenizer(cfg: TokenizerConfig, src_lines: Iterable[str], tgt_lines: Iterable[str], log) -> Tokenizer:
     """A fresh run's tokenizer: the configured model files, or sentencepiece trained on the data.
+
+    The lines may be streamed (each iterable is read once): sentencepiece keeps only its sample
+    of `tokenizer.max_train_sentences` of them (reservoir sampling, in C++).
 
     Never reuses files left in the run directory by an earlier failed start: they may come from a
     different tokenizer config. (A resumed run takes the copy stored in its checkpoint.)
@@ -136,7 +140,7 @@ def build_tokenizer(cfg: TokenizerConfig, src_lines: list[str], tgt_lines: list[
         tokenizer = Tokenizer(_load_file(Path(cfg.src_model_file)), _load_file(Path(cfg.tgt_model_file)))
     elif cfg.joint:
         log(f"training joint sentencepiece {cfg.type} model, vocab {cfg.vocab_size}")
-        side = SideTokenizer(train_sentencepiece(cfg, [*src_lines, *tgt_lines]), "trained joint model")
+        side = SideTokenizer(train_sentencepiece(cfg, itertools.chain(src_lines, tgt_lines)), "trained joint model")
         tokenizer = Tokenizer(side, side)
     else:
         log(f"training source and target sentencepiece {cfg.type} models, vocab {cfg.vocab_size} each")

@@ -20,7 +20,7 @@ from nmt import run_dir
 from nmt.batching import corpus_batch, epoch_generator, make_batches
 from nmt.checkpoint import find_latest, save_checkpoint
 from nmt.config import Config
-from nmt.data import Corpus, encode_corpus, read_corpus
+from nmt.data import Corpus, FilterReport, encode_corpus, iter_side, read_corpus
 from nmt.distributed import Distributed, init_distributed, shutdown_distributed
 from nmt.errors import CheckpointError, ConfigError, brief
 from nmt.faults import BadStepGuard, GracefulStop
@@ -28,6 +28,7 @@ from nmt.metrics import check_bleu_tokenize
 from nmt.model import Seq2Seq
 from nmt.optim import LRSchedule, build_optimizer
 from nmt.resume import check_ranks_agree, check_resume_config, check_resume_tokenizer, rng_state, seed_everything, set_rng_state
+from nmt.store import CorpusStore, TrainingCorpus, ensure_store
 from nmt.tokenizer import Tokenizer, build_tokenizer, file_names
 from nmt.tracking import Tracker
 from nmt.train_stats import StatsWindow, train_line, train_scalars
@@ -84,15 +85,17 @@ class Trainer:
             check_ranks_agree(self.run_dir, self.dist.gather(resume["state"]["step"] if resume else None))
             files = self._own_files()
             run_dir.check_free(self.run_dir, files, resumed=resume is not None)
-            train_text, valid_text, tokenizer = self._load_inputs(path, resume, notes.append)
+            tokenizer = self._tokenizer(path, resume, notes.append)
+            store = self._training_store(tokenizer, notes.append)
+            valid_text = read_corpus(self.config.data.valid, "data.valid", notes.append) if self.config.data.valid else None
             step = resume["state"]["step"] if resume else 0
             if self.dist.is_main:
-                run_dir.record(self.run_dir, [*files, run_dir.CHECKPOINTS, run_dir.TENSORBOARD])
+                run_dir.record(self.run_dir, [*files, run_dir.CHECKPOINTS, run_dir.TENSORBOARD, run_dir.STORE])
             self.tracker = Tracker(self.run_dir, resume_step=step, enabled=self.dist.is_main)
             try:
                 for note in notes:
                     self.tracker.log(note)
-                return self._fit(path, resume, train_text, valid_text, tokenizer)
+                return self._fit(path, resume, store, valid_text, tokenizer)
             finally:
                 self.tracker.close()
         finally:
@@ -111,26 +114,31 @@ class Trainer:
     def _resolved_config(self) -> bytes:
         return yaml.safe_dump(self.config.to_dict(), sort_keys=False).encode()
 
-    def _load_inputs(self, path: Path | None, resume: dict[str, Any] | None, note) -> tuple[Texts, Texts | None, Tokenizer]:
-        """Resume checks, corpora and the tokenizer (trained now on a fresh run)."""
+    def _tokenizer(self, path: Path | None, resume: dict[str, Any] | None, note) -> Tokenizer:
+        """A resumed run's tokenizer (after the resume checks), or a fresh run's, trained now by rank 0
+        on the streamed training corpus; the other ranks receive the very same model."""
         cfg = self.config
         if resume is not None:
             check_resume_config(resume["config"], cfg, self.source, f"{path} (stored config)", note)
             tokenizer = Tokenizer.from_protos(resume["tokenizer"], str(path))
             check_resume_tokenizer(tokenizer, self.run_dir)
-        train_text = read_corpus(cfg.data.train, "data.train", note)
-        valid_text = read_corpus(cfg.data.valid, "data.valid", note) if cfg.data.valid else None
-        if resume is None:
-            # Rank 0 trains sentencepiece; the other ranks receive the very same model.
-            protos = build_tokenizer(cfg.tokenizer, *train_text, note).protos() if self.dist.is_main else None
-            tokenizer = Tokenizer.from_protos(self.dist.broadcast(protos), "rank 0's tokenizer")
-        return train_text, valid_text, tokenizer
+            return tokenizer
+        train = cfg.data.train
+        sides = [iter_side(train, "data.train", side) for side in ("src", "tgt")]
+        protos = build_tokenizer(cfg.tokenizer, *sides, note).protos() if self.dist.is_main else None
+        return Tokenizer.from_protos(self.dist.broadcast(protos), "rank 0's tokenizer")
+
+    def _training_store(self, tokenizer: Tokenizer, note) -> CorpusStore:
+        """The training corpus encoded once into its store (built by rank 0; every rank maps the same files)."""
+        root = Path(self.config.data.store_dir) if self.config.data.store_dir else self.run_dir / run_dir.STORE
+        path = ensure_store(self.config.data.train, "data.train", tokenizer, root, note) if self.dist.is_main else None
+        return CorpusStore.open(Path(self.dist.broadcast(str(path) if path else None)))
 
     def _fit(
         self,
         path: Path | None,
         resume: dict[str, Any] | None,
-        train_text: Texts,
+        store: CorpusStore,
         valid_text: Texts | None,
         tokenizer: Tokenizer,
     ) -> TrainState:
@@ -145,11 +153,11 @@ class Trainer:
         ranks = f", {self.dist.world_size} ranks (DDP)" if self.dist.enabled else ""
         log(f"run {self.run_dir}: device {self.device}, amp {self.amp_dtype or 'off'}{ranks}")
         self.tokenizer = tokenizer
-        self.train_data = self._encode(train_text, "data.train", training=True)
+        self.train_data = self._filter(store)
         self.model = Seq2Seq(cfg.model, tokenizer.src.vocab, tokenizer.tgt.vocab).to(self.device)
         self.validator = None
         if valid_text:
-            valid_data = self._encode(valid_text, "data.valid", training=False)
+            valid_data = self._encode(valid_text, "data.valid")
             self.validator = Validator(self.model, tokenizer, cfg, valid_data, self.device, self._autocast)
         self.net = self.model  # what training steps call: the model, or its DDP wrapper
         if self.dist.enabled:
@@ -200,12 +208,21 @@ class Trainer:
             raise ConfigError(f"{self.source}: key 'train.amp': this GPU does not support bf16; use fp16")
         return torch.float16 if amp == "fp16" else torch.bfloat16
 
-    def _encode(self, text: Texts, name: str, training: bool) -> Corpus:
-        corpus, report = encode_corpus(text, self.tokenizer, self.config.data, training)
-        self.tracker.log(report.summary(name))
-        if not corpus.src_ids:
-            raise ConfigError(f"{self.source}: key '{name}': no usable sentence pairs left after filtering; check data.max_len")
+    def _filter(self, store: CorpusStore) -> TrainingCorpus:
+        """The training pairs the length filters keep (computed on the store's length arrays)."""
+        corpus, report = TrainingCorpus.filtered(store, self.config.data)
+        self._check_kept(report, "data.train", corpus.size)
         return corpus
+
+    def _encode(self, text: Texts, name: str) -> Corpus:
+        corpus, report = encode_corpus(text, self.tokenizer, self.config.data, training=False)
+        self._check_kept(report, name, len(corpus.src_ids))
+        return corpus
+
+    def _check_kept(self, report: FilterReport, name: str, kept: int) -> None:
+        self.tracker.log(report.summary(name))
+        if not kept:
+            raise ConfigError(f"{self.source}: key '{name}': no usable sentence pairs left after filtering; check data.max_len")
 
     # ----------------------------------------------------------------------------------------
     # the loop
@@ -355,7 +372,7 @@ class Trainer:
         if not mine:  # the epoch's last group is short: join the all-reduce with a zero-weight batch
             mine, weight = group[:1], 0.0
         if cfg.loss_normalization == "tokens":
-            denominator = sum(len(self.train_data.tgt_ids[i]) + 1 for batch in group for i in batch)
+            denominator = sum(int(self.train_data.tgt_lens[batch].sum()) + len(batch) for batch in group)  # eos included
         else:
             denominator = sum(len(batch) for batch in group)
         scale = weight * self.dist.world_size / denominator  # DDP averages gradients over ranks

@@ -1,0 +1,266 @@
+"""The encoded corpus store: a training corpus tokenized once into memory-mapped id arrays.
+
+One directory per (corpus, tokenizer) fingerprint, under `data.store_dir` (default RUN_DIR/store):
+
+    meta.json                   format, fingerprint, what it was built from, pairs, id width
+    src.ids, tgt.ids            every pair's piece ids, concatenated (uint16 while the vocabulary fits)
+    src.offsets, tgt.offsets    int64 [N+1]: pair i's ids are ids[offsets[i]:offsets[i+1]]
+
+Plain numpy files, memory-mapped when training opens them: the pages are page cache the kernel
+can drop and share between ranks and runs, not process memory, and opening takes milliseconds.
+The store holds every pair of the corpus (filters run on its length arrays at load), so changing
+`data.max_len` does not rebuild it. A store is built into a temporary directory beside its final
+name and renamed into place once complete and fsynced: a build killed at any point is never read,
+and the next start rebuilds it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from tqdm import tqdm
+
+from nmt.config import CorpusConfig, DataConfig
+from nmt.data import FilterReport, filter_pairs, iter_corpus, load_hf
+from nmt.errors import DataError
+
+if TYPE_CHECKING:
+    from nmt.tokenizer import SideTokenizer, Tokenizer
+
+STORE_FORMAT = "nmt-store-v1"
+META = "meta.json"
+_SAMPLE = 1 << 20  # bytes hashed at each end of a corpus file
+
+
+@dataclass(frozen=True)
+class CorpusStore:
+    """An opened store: `ids(side, i)` reads pair i's ids of one side ('src', 'tgt') from the mapped file."""
+
+    path: Path
+    size: int  # pairs
+    offsets: dict[str, np.ndarray]  # side -> int64 [N+1], memory-mapped
+    data: dict[str, np.ndarray]  # side -> uint16/uint32 [total ids], memory-mapped
+
+    @classmethod
+    def open(cls, path: Path) -> CorpusStore:
+        meta = _read_meta(path)
+        if meta is None:
+            raise DataError(f"{path}: not a complete corpus store; delete it and re-run to rebuild it")
+        dtype = np.dtype(meta["dtype"])
+        offsets = {side: _map(path / f"{side}.offsets", np.int64) for side in ("src", "tgt")}
+        data = {side: _map(path / f"{side}.ids", dtype) for side in ("src", "tgt")}
+        return cls(path=path, size=meta["pairs"], offsets=offsets, data=data)
+
+    def lengths(self, side: str) -> np.ndarray:
+        """[N] int32 piece counts of one side (held in memory: 4 bytes a pair)."""
+        return np.diff(self.offsets[side]).astype(np.int32)
+
+    def ids(self, side: str, index: int) -> np.ndarray:
+        """Pair `index`'s piece ids of one side (no bos/eos), a view of the mapped file."""
+        start, end = self.offsets[side][index : index + 2]
+        return self.data[side][start:end]
+
+
+@dataclass(frozen=True)
+class TrainingCorpus:
+    """The training pairs the length filters keep: pair k is store row `rows[k]`.
+
+    Held in memory: four small arrays (about 16 bytes a pair); the ids stay in the mapped store.
+    `src_ids[k]` / `tgt_ids[k]` read pair k's ids, as `Corpus` lists do.
+    """
+
+    store: CorpusStore
+    rows: np.ndarray  # [N] int64 store rows
+    src_lens: np.ndarray  # [N] int32 pieces
+    tgt_lens: np.ndarray  # [N] int32 pieces
+
+    @classmethod
+    def filtered(cls, store: CorpusStore, data: DataConfig) -> tuple[TrainingCorpus, FilterReport]:
+        src, tgt = store.lengths("src"), store.lengths("tgt")
+        rows, report = filter_pairs(src, tgt, data.max_len, data.max_len_ratio)
+        rows = np.asarray(rows, dtype=np.int64)
+        return cls(store=store, rows=rows, src_lens=src[rows], tgt_lens=tgt[rows]), report
+
+    @property
+    def size(self) -> int:
+        return len(self.rows)
+
+    def costs(self) -> np.ndarray:
+        """[N] padded batch cost of each pair: its longer side plus eos (bos)."""
+        return np.maximum(self.src_lens, self.tgt_lens) + 1
+
+    @property
+    def src_ids(self) -> _Side:
+        return _Side(self.store, "src", self.rows)
+
+    @property
+    def tgt_ids(self) -> _Side:
+        return _Side(self.store, "tgt", self.rows)
+
+
+@dataclass(frozen=True)
+class _Side:
+    store: CorpusStore
+    side: str
+    rows: np.ndarray
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return self.store.ids(self.side, int(self.rows[index]))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def _map(path: Path, dtype: np.dtype) -> np.ndarray:
+    if path.stat().st_size == 0:  # np.memmap cannot map an empty file
+        return np.zeros(0, dtype=dtype)
+    return np.memmap(path, dtype=dtype, mode="r")
+
+
+def ensure_store(corpus: CorpusConfig, name: str, tokenizer: Tokenizer, root: Path, log) -> Path:
+    """The store of `corpus` encoded with `tokenizer` under `root`: found, or built now (rank 0 only).
+
+    Its name holds the fingerprint of the corpus (each file's path, size, modification time and a
+    hash of its first and last MiB; a dataset's own fingerprint) and of the tokenizer, so a changed
+    corpus or tokenizer gets a new store (the log says why) and an unchanged one is reused.
+    """
+    sources = _sources(corpus, name)
+    key = _fingerprint(sources, tokenizer)
+    path = root / f"{name}-{key[:16]}"
+    if _read_meta(path) is not None:
+        log(f"{name}: using the encoded corpus store {path}")
+        return path
+    log(f"{name}: {_why_build(root, name, sources, key)}: encoding it into {path}")
+    _remove_stale_builds(root, path)
+    _build(corpus, name, tokenizer, root, path, {"format": STORE_FORMAT, "fingerprint": key, "sources": sources}, log)
+    return path
+
+
+def _sources(corpus: CorpusConfig, name: str) -> list[dict]:
+    """What the store is built from: each file's identity, or the dataset's fingerprint."""
+    if corpus.dataset is not None:
+        ds = load_hf(corpus, name)
+        fields = [corpus.src_field, corpus.tgt_field]
+        return [{"dataset": corpus.dataset, "config": corpus.dataset_config, "split": corpus.split, "fields": fields,
+                 "fingerprint": getattr(ds, "_fingerprint", None), "rows": len(ds)}]  # fmt: skip
+    return [_file_identity(Path(path), name) for path in (corpus.src, corpus.tgt)]
+
+
+def _file_identity(path: Path, name: str) -> dict:
+    try:
+        info = path.stat()
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            digest.update(handle.read(_SAMPLE))
+            if info.st_size > 2 * _SAMPLE:
+                handle.seek(-_SAMPLE, os.SEEK_END)
+            digest.update(handle.read(_SAMPLE))
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found; check the data paths in the config (or run `make data`)") from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot read ({err.strerror}); check {name}.src/tgt") from None
+    return {"path": os.path.realpath(path), "size": info.st_size, "mtime_ns": info.st_mtime_ns, "sample": digest.hexdigest()}
+
+
+def _fingerprint(sources: list[dict], tokenizer: Tokenizer) -> str:
+    digest = hashlib.sha256(json.dumps([STORE_FORMAT, sources], sort_keys=True).encode())
+    for side, proto in sorted(tokenizer.protos().items()):
+        digest.update(side.encode() + hashlib.sha256(proto).digest())
+    return digest.hexdigest()
+
+
+def _why_build(root: Path, name: str, sources: list[dict], key: str) -> str:
+    """For the log: why there is no usable store (first build, or what changed since the last one)."""
+    others = [meta for p in sorted(root.glob(f"{name}-*")) if (meta := _read_meta(p)) is not None]
+    if not others:
+        return "no encoded store yet"
+    newest = max(others, key=lambda meta: meta.get("built", 0))
+    changed = [new.get("path", new.get("dataset")) for old, new in zip(newest["sources"], sources) if old != new]
+    if changed:
+        return f"{', '.join(map(str, changed))} changed since the store {newest['fingerprint'][:16]} was built"
+    return f"the tokenizer differs from the one store {newest['fingerprint'][:16]} was encoded with"
+
+
+def _remove_stale_builds(root: Path, path: Path) -> None:
+    """Temporary directories of builds that were killed (their process is gone) are removed."""
+    for tmp in root.glob(f".{path.name}.tmp*"):
+        pid = tmp.name.rsplit("tmp", 1)[-1]
+        if not (pid.isdigit() and Path(f"/proc/{pid}").exists()):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _build(corpus: CorpusConfig, name: str, tokenizer: Tokenizer, root: Path, path: Path, meta: dict, log) -> None:
+    tmp = root / f".{path.name}.tmp{os.getpid()}"
+    sides = {"src": tokenizer.src, "tgt": tokenizer.tgt}
+    dtype = np.uint16 if max(side.vocab.size for side in sides.values()) <= 1 << 16 else np.uint32
+    started = time.monotonic()
+    try:
+        tmp.mkdir(parents=True, exist_ok=True)
+        lengths: dict[str, list[np.ndarray]] = {side: [] for side in sides}
+        handles = {side: open(tmp / f"{side}.ids", "wb") for side in sides}
+        try:
+            with tqdm(desc=f"encoding {name}", unit=" pairs", unit_scale=True, mininterval=1.0, disable=None) as bar:
+                for pair in iter_corpus(corpus, name, log):
+                    for (side, tok), lines in zip(sides.items(), pair):
+                        _encode_into(tok, lines, dtype, handles[side], lengths[side])
+                    bar.update(len(pair[0]))
+            for handle in handles.values():
+                handle.flush()
+                os.fsync(handle.fileno())
+        finally:
+            for handle in handles.values():
+                handle.close()
+        pairs = sum(map(len, lengths["src"]))  # the same for both sides: iter_corpus checked it
+        for side, parts in lengths.items():
+            offsets = np.zeros(pairs + 1, dtype=np.int64)
+            np.cumsum(np.concatenate(parts), out=offsets[1:])
+            _write_array(tmp / f"{side}.offsets", offsets)
+        meta = {**meta, "pairs": pairs, "dtype": np.dtype(dtype).name, "built": time.time()}
+        (tmp / META).write_text(json.dumps(meta, indent=1) + "\n")
+        os.replace(tmp, path)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise DataError(
+            f"{tmp}: cannot write the encoded corpus store ({err.strerror or err}); free disk space or set "
+            "data.store_dir to a writable directory; nothing else was changed"
+        ) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    seconds = time.monotonic() - started
+    log(
+        f"{name}: encoded {pairs:,} pairs in {seconds:.0f} s ({pairs / max(seconds, 1e-9):,.0f} pairs/s), {np.dtype(dtype).name} ids"
+    )
+
+
+def _encode_into(tok: SideTokenizer, lines: list[str], dtype, handle, lengths: list[np.ndarray]) -> None:
+    """Append the ids of `lines` to the open ids file and their lengths to `lengths`."""
+    ids = tok.encode(lines)  # sentencepiece encodes a batch on all cores
+    counts = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+    np.fromiter(itertools.chain.from_iterable(ids), dtype=dtype, count=int(counts.sum())).tofile(handle)
+    lengths.append(counts)
+
+
+def _write_array(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as handle:
+        array.tofile(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _read_meta(path: Path) -> dict | None:
+    """A complete store's meta.json (None if absent or unreadable: not a usable store)."""
+    try:
+        meta = json.loads((path / META).read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) and meta.get("format") == STORE_FORMAT else None
