@@ -249,8 +249,13 @@ def iter_side(corpus: CorpusConfig, name: str, side: str) -> Iterator[str]:
         for index, row in enumerate(load_hf(corpus, name)):
             yield _field(row, dotted, name, index)
         return
-    for block in iter_line_blocks(corpus.src if side == "src" else corpus.tgt):
+    path = corpus.src if side == "src" else corpus.tgt
+    empty = True
+    for block in iter_line_blocks(path):
+        empty = False
         yield from block
+    if empty:
+        raise DataError(f"{name}: {path} is empty; give files with at least one sentence pair")
 
 
 def _chunks_of(blocks: Iterator[list[str]], size: int) -> Iterator[list[str]]:

@@ -10,14 +10,14 @@ from __future__ import annotations
 import io
 import itertools
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import sentencepiece as spm
 
 from nmt.config import TokenizerConfig
-from nmt.errors import DataError
+from nmt.errors import DataError, NmtError
 from nmt.run_dir import write_file
 
 JOINT_FILE = "spm.model"
@@ -152,11 +152,23 @@ def build_tokenizer(cfg: TokenizerConfig, src_lines: Iterable[str], tgt_lines: I
 
 
 def train_sentencepiece(cfg: TokenizerConfig, lines: Iterable[str]) -> bytes:
-    """Train a sentencepiece model in memory and return its serialized proto."""
+    """Train a sentencepiece model in memory and return its serialized proto.
+
+    An error raised while `lines` streams (a corpus that is not UTF-8, say) is raised as it is,
+    not as sentencepiece's wrapping of it.
+    """
     out = io.BytesIO()
+    failed: list[NmtError] = []
+
+    def guarded() -> Iterator[str]:
+        try:
+            yield from lines
+        except NmtError as err:  # ends the input; raised below
+            failed.append(err)
+
     try:
         spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(lines),
+            sentence_iterator=guarded(),
             model_writer=out,
             model_type=cfg.type,
             vocab_size=cfg.vocab_size,
@@ -174,7 +186,11 @@ def train_sentencepiece(cfg: TokenizerConfig, lines: Iterable[str]) -> bytes:
             minloglevel=2,
         )
     except RuntimeError as err:
+        if failed:
+            raise failed[0] from None
         raise DataError(f"sentencepiece training failed: {err}; check tokenizer.vocab_size and the training data") from None
+    if failed:
+        raise failed[0]
     return out.getvalue()
 
 

@@ -975,7 +975,7 @@ CASES = [
     Case(
         "corpus-empty",
         corpus_empty,
-        expect=("data.train", "empty.src and empty.tgt are empty", "at least one sentence pair"),
+        expect=("data.train", "empty.src is empty", "at least one sentence pair"),
     ),
     Case(
         "corpus-invalid-utf8",

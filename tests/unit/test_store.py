@@ -1,0 +1,171 @@
+"""Tests for nmt.store: the encoded corpus store equals direct encoding, is rebuilt exactly when its
+inputs change, is never read half-built, and serves the trainer's filtered pairs."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nmt.config import CorpusConfig, DataConfig, TokenizerConfig
+from nmt.data import filter_pairs, iter_side, read_corpus
+from nmt.errors import DataError
+from nmt.store import CorpusStore, TrainingCorpus, ensure_store
+from nmt.tokenizer import build_tokenizer
+
+WORDS = "apple river stone cloud tiger lamp green quick seven house music bread".split()
+
+
+def write_corpus(directory: Path, pairs: int, seed: int = 0, name: str = "train") -> CorpusConfig:
+    rng = random.Random(seed)
+    src, tgt = [], []
+    for _ in range(pairs):
+        words = [rng.choice(WORDS) for _ in range(rng.randint(0, 9))]  # some empty lines too
+        src.append(" ".join(words))
+        tgt.append(" ".join(reversed(words)))
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{name}.src").write_text("".join(line + "\n" for line in src))
+    (directory / f"{name}.tgt").write_text("".join(line + "\n" for line in tgt))
+    return CorpusConfig(src=str(directory / f"{name}.src"), tgt=str(directory / f"{name}.tgt"))
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> CorpusConfig:
+    return write_corpus(tmp_path_factory.mktemp("corpus"), 3000)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(corpus):
+    sides = [iter_side(corpus, "data.train", side) for side in ("src", "tgt")]
+    return build_tokenizer(TokenizerConfig(vocab_size=40), *sides, lambda message: None)
+
+
+def build(corpus, tokenizer, root: Path) -> tuple[Path, list[str]]:
+    messages: list[str] = []
+    return ensure_store(corpus, "data.train", tokenizer, root, messages.append), messages
+
+
+def test_store_round_trip_equals_direct_encoding(corpus, tokenizer, tmp_path):
+    path, _ = build(corpus, tokenizer, tmp_path)
+    store = CorpusStore.open(path)
+    src, tgt = read_corpus(corpus, "data.train")
+    assert store.size == len(src) == 3000
+    for side, lines, tok in (("src", src, tokenizer.src), ("tgt", tgt, tokenizer.tgt)):
+        expected = tok.encode(lines)
+        assert [store.ids(side, i).tolist() for i in range(store.size)] == expected
+        assert store.lengths(side).tolist() == [len(ids) for ids in expected]
+        assert store.data[side].dtype == np.uint16
+
+
+def test_an_unchanged_corpus_reuses_its_store_and_a_changed_one_is_rebuilt_with_the_reason(corpus, tokenizer, tmp_path):
+    first, messages = build(corpus, tokenizer, tmp_path)
+    assert "no encoded store yet" in messages[0]
+    again, messages = build(corpus, tokenizer, tmp_path)
+    assert again == first and messages == [f"data.train: using the encoded corpus store {first}"]
+
+    copy = write_corpus(tmp_path / "copy", 3000)  # the same text at another path
+    moved, messages = build(copy, tokenizer, tmp_path)
+    assert moved != first and "changed since the store" in messages[0]
+
+    tgt = Path(copy.tgt)
+    info = tgt.stat()
+    text = tgt.read_text()
+    tgt.write_text(text.replace("apple", "lamps", 1))  # same size, other content
+    os.utime(tgt, ns=(info.st_atime_ns, info.st_mtime_ns))  # and the same modification time
+    assert tgt.stat().st_size == info.st_size
+    edited, messages = build(copy, tokenizer, tmp_path)
+    assert edited != moved and f"{os.path.realpath(tgt)} changed since the store" in messages[0]
+
+    os.utime(tgt, ns=(1, 1))  # only the modification time
+    touched, messages = build(copy, tokenizer, tmp_path)
+    assert touched != edited and f"{os.path.realpath(tgt)} changed since the store" in messages[0]
+
+
+def test_another_tokenizer_gets_its_own_store(corpus, tokenizer, tmp_path):
+    first, _ = build(corpus, tokenizer, tmp_path)
+    other = build_tokenizer(
+        TokenizerConfig(vocab_size=30), *[iter_side(corpus, "x", side) for side in ("src", "tgt")], lambda message: None
+    )
+    second, messages = build(corpus, other, tmp_path)
+    assert second != first and "the tokenizer differs" in messages[0]
+
+
+def test_a_build_killed_halfway_is_never_read_and_is_rebuilt(corpus, tokenizer, tmp_path, monkeypatch):
+    import nmt.store
+
+    calls = {"n": 0}
+    real = nmt.store._encode_into
+
+    def dying(*args):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the target side of the first chunk: the source side is on disk
+            raise KeyboardInterrupt
+        real(*args)
+
+    monkeypatch.setattr(nmt.store, "_encode_into", dying)
+    with pytest.raises(KeyboardInterrupt):
+        build(corpus, tokenizer, tmp_path)
+    assert list(tmp_path.iterdir()) == [], "the temporary build directory is removed"
+    monkeypatch.setattr(nmt.store, "_encode_into", real)
+    path, messages = build(corpus, tokenizer, tmp_path)
+    assert "no encoded store yet" in messages[0] and CorpusStore.open(path).size == 3000
+
+
+def test_a_store_left_by_a_killed_process_is_removed_and_rebuilt(corpus, tokenizer, tmp_path):
+    path, _ = build(corpus, tokenizer, tmp_path)
+    stale = tmp_path / f".{path.name}.tmp999999999"  # a SIGKILLed build: no handler ran, no such process
+    os.rename(path, stale)
+    (stale / "meta.json").unlink()
+    rebuilt, messages = build(corpus, tokenizer, tmp_path)
+    assert rebuilt == path and not stale.exists()
+
+
+def test_an_incomplete_store_directory_is_not_opened(tmp_path):
+    (tmp_path / "data.train-0123").mkdir()
+    with pytest.raises(DataError, match="not a complete corpus store"):
+        CorpusStore.open(tmp_path / "data.train-0123")
+
+
+def test_a_line_count_mismatch_found_while_streaming_names_both_files_and_counts(tokenizer, tmp_path):
+    bad = write_corpus(tmp_path / "c", 70_000)  # more than one chunk
+    lines = Path(bad.tgt).read_text().splitlines()
+    Path(bad.tgt).write_text("".join(line + "\n" for line in lines[:-3]))
+    with pytest.raises(DataError) as info:
+        build(bad, tokenizer, tmp_path / "store")
+    assert f"{bad.src} has 70000 lines but {bad.tgt} has 69997" in str(info.value)
+    assert not list((tmp_path / "store").iterdir())
+
+
+def test_an_unwritable_store_directory_is_one_line_and_leaves_nothing(corpus, tokenizer, tmp_path):
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(DataError, match="cannot write the encoded corpus store .*set data.store_dir"):
+        build(corpus, tokenizer, tmp_path / "file" / "store")
+
+
+def test_a_vocabulary_beyond_uint16_is_stored_in_uint32(corpus, tokenizer, tmp_path, monkeypatch):
+    from nmt.tokenizer import Vocab
+
+    monkeypatch.setattr(tokenizer.src, "vocab", Vocab(size=70_000, pad=0, unk=1, bos=2, eos=3))
+    path, _ = build(corpus, tokenizer, tmp_path)
+    store = CorpusStore.open(path)
+    assert store.data["src"].dtype == np.uint32 and json.loads((path / "meta.json").read_text())["dtype"] == "uint32"
+    assert store.ids("src", 5).tolist() == tokenizer.src.encode([read_corpus(corpus, "x")[0][5]])[0]
+
+
+def test_training_corpus_keeps_what_the_filters_keep(corpus, tokenizer, tmp_path):
+    store = CorpusStore.open(build(corpus, tokenizer, tmp_path)[0])
+    data = DataConfig(max_len=12, max_len_ratio=1.5)
+    kept, report = TrainingCorpus.filtered(store, data)
+    src, tgt = read_corpus(corpus, "x")
+    src_ids, tgt_ids = tokenizer.src.encode(src), tokenizer.tgt.encode(tgt)
+    expected, expected_report = filter_pairs(list(map(len, src_ids)), list(map(len, tgt_ids)), 12, 1.5)
+    assert kept.rows.tolist() == list(expected) and report.summary("x") == expected_report.summary("x")
+    assert report.dropped["empty"] > 0
+    k = kept.size // 2
+    assert kept.src_ids[k].tolist() == src_ids[expected[k]] and kept.tgt_ids[k].tolist() == tgt_ids[expected[k]]
+    lens = [(len(src_ids[i]), len(tgt_ids[i])) for i in expected]
+    assert kept.costs().tolist() == [max(a, b) + 1 for a, b in lens]
