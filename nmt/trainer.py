@@ -7,6 +7,7 @@ the epoch's batch list, best score and early-stopping patience.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -366,11 +367,7 @@ class Trainer:
         """
         cfg = self.config.train
         self.net.train()
-        per_rank = cfg.accumulate_steps
-        mine = group[self.dist.rank * per_rank : (self.dist.rank + 1) * per_rank]
-        weight = 1.0
-        if not mine:  # the epoch's last group is short: join the all-reduce with a zero-weight batch
-            mine, weight = group[:1], 0.0
+        mine, weight = rank_share(group, self.dist.rank, cfg.accumulate_steps)
         if cfg.loss_normalization == "tokens":
             denominator = sum(int(self.train_data.tgt_lens[batch].sum()) + len(batch) for batch in group)  # eos included
         else:
@@ -515,6 +512,16 @@ class Trainer:
             self.tracker.log(
                 f"note: checkpoint has RNG streams of {len(streams)} ranks, this run has {self.dist.world_size}: reseeded"
             )
+
+
+def rank_share(group: Sequence, rank: int, per_rank: int) -> tuple[Sequence, float]:
+    """Rank `rank`'s batches of an update's `group` (`per_rank` of them), and their loss weight.
+
+    Over an epoch the ranks' shares cover every batch exactly once. The epoch's last group may be
+    short: a rank with no batch left joins the all-reduce with a zero-weight copy of the first.
+    """
+    mine = group[rank * per_rank : (rank + 1) * per_rank]
+    return (mine, 1.0) if len(mine) else (group[:1], 0.0)
 
 
 def _read_or_none(path: str | None) -> bytes | None:

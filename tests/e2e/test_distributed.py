@@ -69,6 +69,33 @@ def test_rank_zero_alone_writes(two_vs_one):
     log = (run_dir / "train.log").read_text()
     assert log.count("validation at step 6:") == 1 and log.count("saved ") == 2
     assert "2 ranks (DDP)" in log and "on rank 0)" in log
+    assert len(list((run_dir / "store").iterdir())) == 1, "rank 0 encodes the corpus once; rank 1 maps its store"
+
+
+def test_over_an_epoch_the_ranks_train_on_every_pair_once(toy, tmp_path):
+    from nmt.batching import epoch_generator, make_batches
+    from nmt.config import CorpusConfig, DataConfig, TokenizerConfig
+    from nmt.data import iter_side
+    from nmt.store import CorpusStore, TrainingCorpus, ensure_store
+    from nmt.tokenizer import build_tokenizer
+    from nmt.trainer import rank_share
+
+    corpus = CorpusConfig(src=str(toy / "train.src"), tgt=str(toy / "train.tgt"))
+    sides = [iter_side(corpus, "data.train", side) for side in ("src", "tgt")]
+    tokenizer = build_tokenizer(TokenizerConfig(vocab_size=40), *sides, print)
+    store = CorpusStore.open(ensure_store(corpus, "data.train", tokenizer, tmp_path, print))
+    data, _ = TrainingCorpus.filtered(store, DataConfig(max_len=8))
+    assert 0 < data.size < store.size  # some pairs are filtered out
+    for ranks, per_rank in ((2, 1), (2, 3), (3, 2)):
+        batches = make_batches(data.costs(), 200, 0, epoch_generator(7, 1))
+        trained = []
+        for start in range(0, len(batches), ranks * per_rank):
+            group = batches[start : start + ranks * per_rank]
+            for rank in range(ranks):
+                mine, weight = rank_share(group, rank, per_rank)
+                if weight:
+                    trained += [int(i) for batch in mine for i in batch]
+        assert sorted(trained) == list(range(data.size)), (ranks, per_rank)
 
 
 def test_resume_on_a_different_number_of_ranks(two_vs_one, tmp_path):
