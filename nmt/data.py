@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import gzip
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from nmt.config import CorpusConfig, DataConfig
 from nmt.errors import DataError
@@ -283,23 +286,49 @@ class FilterReport:
 
 
 def filter_pairs(
-    src_ids: list[list[int]], tgt_ids: list[list[int]], max_len: int, max_len_ratio: float
-) -> tuple[list[int], FilterReport]:
-    """Indices of the pairs to train on, and why the others were dropped.
+    src_lens: Sequence[int] | Sequence[Sequence[int]] | np.ndarray,
+    tgt_lens: Sequence[int] | Sequence[Sequence[int]] | np.ndarray,
+    max_len: int,
+    max_len_ratio: float,
+) -> tuple[np.ndarray, FilterReport]:
+    """Indices of the pairs to train on (an ascending int64 array), and why the others were dropped.
 
-    Empty pairs are never trainable; `max_len` (pieces per side) and `max_len_ratio` (longer /
-    shorter side; 0 disables) drop misaligned or runaway pairs.
+    `src_lens` / `tgt_lens` are the pairs' lengths in pieces (numpy integer arrays or lists of
+    ints), or the pieces themselves (lists of id sequences; their lengths are taken). Empty pairs
+    are never trainable; `max_len` (pieces per side) and `max_len_ratio` (longer / shorter side;
+    0 disables) drop misaligned or runaway pairs. Each dropped pair counts under its first reason
+    of `_drop_reason`'s order: empty, too long, length ratio.
     """
-    report = FilterReport()
-    keep = []
-    for i, (src, tgt) in enumerate(zip(src_ids, tgt_ids)):
-        reason = _drop_reason(len(src), len(tgt), max_len, max_len_ratio)
-        if reason:
-            report.dropped[reason] += 1
-        else:
-            keep.append(i)
-    report.kept = len(keep)
+    src, tgt = _lengths(src_lens), _lengths(tgt_lens)
+    if len(src) != len(tgt):  # zip's rule: pairs up to the shorter side
+        src, tgt = src[: min(len(src), len(tgt))], tgt[: min(len(src), len(tgt))]
+    reason = np.zeros(len(src), dtype=np.int8)  # 0 kept, else 1 + the index in `reasons`
+    reasons = ["empty", f"longer than {max_len} pieces"]
+    reason[(src > max_len) | (tgt > max_len)] = 2
+    reason[(src == 0) | (tgt == 0)] = 1  # the first reason wins: set last
+    if max_len_ratio:
+        reasons.append(f"length ratio above {max_len_ratio:g}")
+        ok = reason == 0
+        longer, shorter = np.maximum(src[ok], tgt[ok]), np.minimum(src[ok], tgt[ok])
+        # float64 division as Python's int / int (exact below 2**53 pieces)
+        over = longer.astype(np.float64) / shorter.astype(np.float64) > max_len_ratio
+        reason[np.flatnonzero(ok)[over]] = 3
+    keep = np.flatnonzero(reason == 0)
+    report = FilterReport(kept=len(keep))
+    counts = np.bincount(reason, minlength=len(reasons) + 1)
+    firsts = [(int(np.argmax(reason == code)), code) for code in range(1, len(reasons) + 1) if counts[code]]
+    for _, code in sorted(firsts):  # the Counter's order as the pair-by-pair loop built it
+        report.dropped[reasons[code - 1]] = int(counts[code])
     return keep, report
+
+
+def _lengths(values: Sequence[int] | Sequence[Sequence[int]] | np.ndarray) -> np.ndarray:
+    """Lengths as an int64 array: from an integer array or list of ints, or from id sequences."""
+    if isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype.kind in "iu":
+        return values.astype(np.int64, copy=False)
+    if len(values) and isinstance(values[0], (int, np.integer)):
+        return np.asarray(values, dtype=np.int64)
+    return np.fromiter(map(len, values), dtype=np.int64, count=len(values))
 
 
 def _drop_reason(src_len: int, tgt_len: int, max_len: int, max_len_ratio: float) -> str | None:
