@@ -300,19 +300,21 @@ def filter_pairs(
     of `_drop_reason`'s order: empty, too long, length ratio.
     """
     src, tgt = _lengths(src_lens), _lengths(tgt_lens)
-    if len(src) != len(tgt):  # zip's rule: pairs up to the shorter side
-        src, tgt = src[: min(len(src), len(tgt))], tgt[: min(len(src), len(tgt))]
-    reason = np.zeros(len(src), dtype=np.int8)  # 0 kept, else 1 + the index in `reasons`
-    reasons = ["empty", f"longer than {max_len} pieces"]
-    reason[(src > max_len) | (tgt > max_len)] = 2
-    reason[(src == 0) | (tgt == 0)] = 1  # the first reason wins: set last
-    if max_len_ratio:
-        reasons.append(f"length ratio above {max_len_ratio:g}")
-        ok = reason == 0
-        longer, shorter = np.maximum(src[ok], tgt[ok]), np.minimum(src[ok], tgt[ok])
-        # float64 division as Python's int / int (exact below 2**53 pieces)
-        over = longer.astype(np.float64) / shorter.astype(np.float64) > max_len_ratio
-        reason[np.flatnonzero(ok)[over]] = 3
+    n = min(len(src), len(tgt))  # zip's rule: pairs up to the shorter side
+    src, tgt = src[:n], tgt[:n]
+    reasons = ["empty", f"longer than {max_len} pieces"] + ([f"length ratio above {max_len_ratio:g}"] if max_len_ratio else [])
+    reason = np.empty(n, dtype=np.int8)  # 0 kept, else 1 + the index in `reasons`
+    for lo in range(0, n, _FILTER_CHUNK):  # in chunks: the temporaries stay small at any corpus size
+        s, t = src[lo : lo + _FILTER_CHUNK], tgt[lo : lo + _FILTER_CHUNK]
+        code = reason[lo : lo + _FILTER_CHUNK]
+        code[:] = 0
+        code[(s > max_len) | (t > max_len)] = 2
+        code[(s == 0) | (t == 0)] = 1  # the first reason wins: set last
+        if max_len_ratio:
+            ok = np.flatnonzero(code == 0)
+            longer = np.maximum(s[ok], t[ok]).astype(np.float64)
+            shorter = np.minimum(s[ok], t[ok]).astype(np.float64)
+            code[ok[longer / shorter > max_len_ratio]] = 3  # float64 division, as Python's int / int
     keep = np.flatnonzero(reason == 0)
     report = FilterReport(kept=len(keep))
     counts = np.bincount(reason, minlength=len(reasons) + 1)
@@ -322,10 +324,13 @@ def filter_pairs(
     return keep, report
 
 
+_FILTER_CHUNK = 1 << 20
+
+
 def _lengths(values: Sequence[int] | Sequence[Sequence[int]] | np.ndarray) -> np.ndarray:
-    """Lengths as an int64 array: from an integer array or list of ints, or from id sequences."""
+    """Lengths as an integer array: an integer array as it is, a list of ints, or id sequences' lengths."""
     if isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype.kind in "iu":
-        return values.astype(np.int64, copy=False)
+        return values  # any integer dtype (uint16 rows of a store): compared as it is
     if len(values) and isinstance(values[0], (int, np.integer)):
         return np.asarray(values, dtype=np.int64)
     return np.fromiter(map(len, values), dtype=np.int64, count=len(values))

@@ -488,3 +488,18 @@ def test_filter_lengths_at_scale():
     ok = (s > 0) & (t > 0) & (s <= 100) & (t <= 100) & (np.maximum(s, t) <= 2.0 * np.minimum(s, t))
     assert np.array_equal(keep, np.flatnonzero(ok))
     assert report.kept + sum(report.dropped.values()) == 200_000
+
+
+def test_filter_in_chunks_matches_reference(monkeypatch):
+    import nmt.data
+
+    monkeypatch.setattr(nmt.data, "_FILTER_CHUNK", 7)  # many chunks, a short last one
+    rng = random.Random(9)
+    src = [rng.randint(0, 20) for _ in range(100)]
+    tgt = [rng.randint(0, 20) for _ in range(100)]
+    assert_same_filter(src, tgt, 15, 2.0)
+
+
+def test_filter_pairs_up_to_the_shorter_side():
+    keep, report = filter_pairs(np.array([3, 4, 5]), np.array([3, 4]), max_len=10, max_len_ratio=0.0)
+    assert keep.tolist() == [0, 1] and report.kept == 2 and not report.dropped
