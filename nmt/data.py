@@ -317,10 +317,14 @@ def filter_pairs(
             code[ok[longer / shorter > max_len_ratio]] = 3  # float64 division, as Python's int / int
     keep = np.flatnonzero(reason == 0)
     report = FilterReport(kept=len(keep))
-    counts = np.bincount(reason, minlength=len(reasons) + 1)
-    firsts = [(int(np.argmax(reason == code)), code) for code in range(1, len(reasons) + 1) if counts[code]]
-    for _, code in sorted(firsts):  # the Counter's order as the pair-by-pair loop built it
-        report.dropped[reasons[code - 1]] = int(counts[code])
+    found = []
+    for code, text in enumerate(reasons, start=1):
+        hits = reason == code
+        count = int(np.count_nonzero(hits))
+        if count:
+            found.append((int(np.argmax(hits)), text, count))
+    for _, text, count in sorted(found):  # the Counter's order, as the pair-by-pair loop built it
+        report.dropped[text] = count
     return keep, report
 
 
