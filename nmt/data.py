@@ -9,10 +9,12 @@ from __future__ import annotations
 import gzip
 import itertools
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from nmt.config import CorpusConfig, DataConfig
 from nmt.errors import DataError
@@ -355,22 +357,59 @@ class FilterReport:
         return f"{name}: kept {self.kept} of {total} pairs; dropped {reasons}"
 
 
-def filter_pairs(src_lens, tgt_lens, max_len: int, max_len_ratio: float) -> tuple[list[int], FilterReport]:
-    """Indices of the pairs to train on (given each side's piece counts), and why the others were dropped.
+def filter_pairs(
+    src_lens: Sequence[int] | Sequence[Sequence[int]] | np.ndarray,
+    tgt_lens: Sequence[int] | Sequence[Sequence[int]] | np.ndarray,
+    max_len: int,
+    max_len_ratio: float,
+) -> tuple[np.ndarray, FilterReport]:
+    """Indices of the pairs to train on (an ascending int64 array), and why the others were dropped.
 
-    Empty pairs are never trainable; `max_len` (pieces per side) and `max_len_ratio` (longer /
-    shorter side; 0 disables) drop misaligned or runaway pairs.
+    `src_lens` / `tgt_lens` are the pairs' lengths in pieces (numpy integer arrays or lists of
+    ints), or the pieces themselves (lists of id sequences; their lengths are taken). Empty pairs
+    are never trainable; `max_len` (pieces per side) and `max_len_ratio` (longer / shorter side;
+    0 disables) drop misaligned or runaway pairs. Each dropped pair counts under its first reason
+    of `_drop_reason`'s order: empty, too long, length ratio.
     """
-    report = FilterReport()
-    keep = []
-    for i, (src, tgt) in enumerate(zip(src_lens, tgt_lens)):
-        reason = _drop_reason(int(src), int(tgt), max_len, max_len_ratio)
-        if reason:
-            report.dropped[reason] += 1
-        else:
-            keep.append(i)
-    report.kept = len(keep)
+    src, tgt = _lengths(src_lens), _lengths(tgt_lens)
+    n = min(len(src), len(tgt))  # zip's rule: pairs up to the shorter side
+    src, tgt = src[:n], tgt[:n]
+    reasons = ["empty", f"longer than {max_len} pieces"] + ([f"length ratio above {max_len_ratio:g}"] if max_len_ratio else [])
+    reason = np.empty(n, dtype=np.int8)  # 0 kept, else 1 + the index in `reasons`
+    for lo in range(0, n, _FILTER_CHUNK):  # in chunks: the temporaries stay small at any corpus size
+        s, t = src[lo : lo + _FILTER_CHUNK], tgt[lo : lo + _FILTER_CHUNK]
+        code = reason[lo : lo + _FILTER_CHUNK]
+        code[:] = 0
+        code[(s > max_len) | (t > max_len)] = 2
+        code[(s == 0) | (t == 0)] = 1  # the first reason wins: set last
+        if max_len_ratio:
+            ok = np.flatnonzero(code == 0)
+            longer = np.maximum(s[ok], t[ok]).astype(np.float64)
+            shorter = np.minimum(s[ok], t[ok]).astype(np.float64)
+            code[ok[longer / shorter > max_len_ratio]] = 3  # float64 division, as Python's int / int
+    keep = np.flatnonzero(reason == 0)
+    report = FilterReport(kept=len(keep))
+    found = []
+    for code, text in enumerate(reasons, start=1):
+        hits = reason == code
+        count = int(np.count_nonzero(hits))
+        if count:
+            found.append((int(np.argmax(hits)), text, count))
+    for _, text, count in sorted(found):  # the Counter's order, as the pair-by-pair loop built it
+        report.dropped[text] = count
     return keep, report
+
+
+_FILTER_CHUNK = 1 << 20
+
+
+def _lengths(values: Sequence[int] | Sequence[Sequence[int]] | np.ndarray) -> np.ndarray:
+    """Lengths as an integer array: an integer array as it is, a list of ints, or id sequences' lengths."""
+    if isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype.kind in "iu":
+        return values  # any integer dtype (uint16 rows of a store): compared as it is
+    if len(values) and isinstance(values[0], (int, np.integer)):
+        return np.asarray(values, dtype=np.int64)
+    return np.fromiter(map(len, values), dtype=np.int64, count=len(values))
 
 
 def _drop_reason(src_len: int, tgt_len: int, max_len: int, max_len_ratio: float) -> str | None:
@@ -409,9 +448,9 @@ def encode_corpus(
     src_ids = tokenizer.src.encode(src_text)
     tgt_ids = tokenizer.tgt.encode(tgt_text)
     if training:
-        keep, report = filter_pairs(list(map(len, src_ids)), list(map(len, tgt_ids)), data.max_len, data.max_len_ratio)
+        keep, report = filter_pairs(src_ids, tgt_ids, data.max_len, data.max_len_ratio)
     else:
-        keep, report = filter_pairs(list(map(len, src_ids)), list(map(len, tgt_ids)), 10**9, 0.0)
+        keep, report = filter_pairs(src_ids, tgt_ids, 10**9, 0.0)
         if data.max_valid_sentences:
             keep = keep[: data.max_valid_sentences]
     corpus = Corpus(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from nmt.config import CorpusConfig
-from nmt.data import FilterReport, ReadReport, decode_lines, filter_pairs, read_corpus, read_lines
+from nmt.data import FilterReport, ReadReport, _drop_reason, decode_lines, filter_pairs, read_corpus, read_lines
 from nmt.errors import DataError
 
 
@@ -369,7 +371,7 @@ def ids(n: int) -> list[int]:
 
 def test_filter_keeps_good_pairs():
     keep, report = filter_pairs([ids(3), ids(5)], [ids(4), ids(5)], max_len=10, max_len_ratio=0.0)
-    assert keep == [0, 1]
+    assert keep.tolist() == [0, 1]
     assert report.kept == 2
     assert not report.dropped
     assert report.summary("data.train") == "data.train: 2 pairs, none dropped"
@@ -379,7 +381,7 @@ def test_filter_drops_with_counts():
     src = [ids(3), [], ids(2), ids(11), ids(5), ids(1), ids(2), ids(10)]
     tgt = [ids(3), ids(2), [], ids(2), ids(12), ids(5), ids(4), ids(10)]
     keep, report = filter_pairs(src, tgt, max_len=10, max_len_ratio=3.0)
-    assert keep == [0, 6, 7]  # 2 vs 4 is ratio 2; 10 == max_len is allowed
+    assert keep.tolist() == [0, 6, 7]  # 2 vs 4 is ratio 2; 10 == max_len is allowed
     assert report.kept == 3
     assert report.dropped == {"empty": 2, "longer than 10 pieces": 2, "length ratio above 3": 1}
     summary = report.summary("data.train")
@@ -389,17 +391,17 @@ def test_filter_drops_with_counts():
 
 def test_ratio_filter_off_at_zero():
     keep, report = filter_pairs([ids(1)], [ids(9)], max_len=10, max_len_ratio=0.0)
-    assert keep == [0] and not report.dropped
+    assert keep.tolist() == [0] and not report.dropped
 
 
 def test_ratio_boundary_is_kept():
     keep, _ = filter_pairs([ids(2), ids(2)], [ids(5), ids(6)], max_len=10, max_len_ratio=2.5)
-    assert keep == [0]
+    assert keep.tolist() == [0]
 
 
 def test_ratio_is_symmetric():
     keep, _ = filter_pairs([ids(8), ids(2)], [ids(2), ids(8)], max_len=10, max_len_ratio=3.0)
-    assert keep == []
+    assert keep.tolist() == []
 
 
 def test_filter_report_total_matches_input():
@@ -408,8 +410,96 @@ def test_filter_report_total_matches_input():
     keep, report = filter_pairs(src, tgt, max_len=10, max_len_ratio=2.0)
     assert report.kept == len(keep)
     assert report.kept + sum(report.dropped.values()) == 50
-    assert keep == sorted(set(keep))
+    assert keep.tolist() == sorted(set(keep.tolist()))
 
 
 def test_empty_report_summary():
     assert FilterReport().summary("x") == "x: 0 pairs, none dropped"
+
+
+def _reference_filter_pairs(src_ids, tgt_ids, max_len, max_len_ratio):
+    """The pair-by-pair filter as it was before the numpy version."""
+    report = FilterReport()
+    keep = []
+    for i, (src, tgt) in enumerate(zip(src_ids, tgt_ids)):
+        reason = _drop_reason(len(src), len(tgt), max_len, max_len_ratio)
+        if reason:
+            report.dropped[reason] += 1
+        else:
+            keep.append(i)
+    report.kept = len(keep)
+    return keep, report
+
+
+def assert_same_filter(src_lens, tgt_lens, max_len, max_len_ratio):
+    src = [ids(n) for n in src_lens]
+    tgt = [ids(n) for n in tgt_lens]
+    want_keep, want = _reference_filter_pairs(src, tgt, max_len, max_len_ratio)
+    for args in (
+        (src, tgt),  # id lists, as encode_corpus passes them
+        (list(src_lens), list(tgt_lens)),  # lengths as lists
+        (np.asarray(src_lens, dtype=np.int64), np.asarray(tgt_lens, dtype=np.int64)),
+        (np.asarray(src_lens, dtype=np.uint16), np.asarray(tgt_lens, dtype=np.uint32)),
+    ):
+        keep, report = filter_pairs(*args, max_len, max_len_ratio)
+        assert isinstance(keep, np.ndarray) and keep.dtype == np.int64
+        assert keep.tolist() == want_keep
+        assert report.kept == want.kept and type(report.kept) is int
+        assert report.dropped == want.dropped
+        assert list(report.dropped.items()) == list(want.dropped.items())  # same order, same ints
+        assert report.summary("data.train") == want.summary("data.train")
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_filter_matches_pair_by_pair_reference(seed):
+    rng = random.Random(seed)
+    n = rng.choice([0, 1, 2, 5, 40, 300])
+    top = rng.choice([3, 12, 80])
+    src = [rng.choice([0, rng.randint(0, top)]) if rng.random() < 0.1 else rng.randint(1, top) for _ in range(n)]
+    tgt = [max(0, s + rng.randint(-top // 3, top // 3)) if rng.random() < 0.8 else rng.randint(0, top) for s in src]
+    for max_len in (1, 5, top // 2 + 1, 10**9):
+        for ratio in (0.0, 1.0, 1.5, 2.5, 3.0, 9.0):
+            assert_same_filter(src, tgt, max_len, ratio)
+
+
+def test_filter_report_strings_unchanged():
+    src = [5] * 19 + [61]
+    keep, report = filter_pairs(np.array(src), np.array([5] * 20), max_len=60, max_len_ratio=0.0)
+    assert report.summary("data.train") == "data.train: kept 19 of 20 pairs; dropped 1 longer than 60 pieces"
+    assert keep.tolist() == list(range(19))
+    _, report = filter_pairs([0, 4, 70, 2, 3], [3, 4, 3, 7, 1], max_len=60, max_len_ratio=2.5)
+    assert report.summary("x") == "x: kept 1 of 5 pairs; dropped 1 empty, 2 length ratio above 2.5, 1 longer than 60 pieces"
+
+
+def test_filter_ratio_boundaries_as_python_divides():
+    # Ratios that are not exact in binary: the comparison must be Python's float division.
+    src = [3, 7, 10, 49, 100, 1000, 3]
+    tgt = [10, 23, 33, 161, 333, 3333, 9]
+    for ratio in (3.3, 3.2857142857142856, 10 / 3, 3.333, 3.0):
+        assert_same_filter(src, tgt, 10**9, ratio)
+
+
+def test_filter_lengths_at_scale():
+    rng = np.random.default_rng(3)
+    src = rng.integers(0, 120, size=200_000).astype(np.uint16)
+    tgt = rng.integers(0, 120, size=200_000).astype(np.uint16)
+    keep, report = filter_pairs(src, tgt, 100, 2.0)
+    s, t = src.astype(int), tgt.astype(int)
+    ok = (s > 0) & (t > 0) & (s <= 100) & (t <= 100) & (np.maximum(s, t) <= 2.0 * np.minimum(s, t))
+    assert np.array_equal(keep, np.flatnonzero(ok))
+    assert report.kept + sum(report.dropped.values()) == 200_000
+
+
+def test_filter_in_chunks_matches_reference(monkeypatch):
+    import nmt.data
+
+    monkeypatch.setattr(nmt.data, "_FILTER_CHUNK", 7)  # many chunks, a short last one
+    rng = random.Random(9)
+    src = [rng.randint(0, 20) for _ in range(100)]
+    tgt = [rng.randint(0, 20) for _ in range(100)]
+    assert_same_filter(src, tgt, 15, 2.0)
+
+
+def test_filter_pairs_up_to_the_shorter_side():
+    keep, report = filter_pairs(np.array([3, 4, 5]), np.array([3, 4]), max_len=10, max_len_ratio=0.0)
+    assert keep.tolist() == [0, 1] and report.kept == 2 and not report.dropped
