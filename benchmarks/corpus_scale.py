@@ -266,9 +266,12 @@ def run_corpus(args: argparse.Namespace, name: str, src: Path, tgt: Path, pairs:
             command = train_command(args, run_dir, src, tgt, max_steps)
             print(f"[{time.strftime('%H:%M:%S')}] {name} {phase} run: {shlex.join(command)}", file=sys.stderr, flush=True)
             raw = watch_run(command, run_dir / "train.log", work / f"stderr.{phase}", args.interval, args.ranks)
-            if raw["returncode"] != 0:
+            if raw["returncode"] != 0:  # reported in its row; the other corpora still run
                 tail = (work / f"stderr.{phase}").read_text(errors="replace")[-3000:]
-                raise SystemExit(f"{name} {phase} run failed (exit {raw['returncode']}):\n{tail}")
+                print(f"{name} {phase} run failed (exit {raw['returncode']}):\n{tail}", file=sys.stderr, flush=True)
+                result[phase] = {"command": command, "error": f"exit {raw['returncode']}", "stderr_tail": tail}
+                result[phase].update(summarize(raw, args.skip, args.ranks), samples=raw["samples"], log=raw["lines"])
+                break
             summary = summarize(raw, args.skip if phase == "first" else min(args.skip, args.restart_updates // 2), args.ranks)
             print(
                 f"[{time.strftime('%H:%M:%S')}]   wall {summary['wall_s']:.1f} s, first update after "
@@ -307,8 +310,11 @@ def print_table(results: list[dict], ranks: int) -> None:
     print("|---|---|---|---|---|---|---|")
     for r in results:
         first, resume = r["first"], r.get("resume")
+        failed = "; ".join(
+            f"{phase} run failed: {r[phase]['error']}" for phase in ("first", "resume") if "error" in r.get(phase, {})
+        )
         print(
-            f"| {r['corpus']} | {r['pairs']:,} | {_fmt(first['first_update_s'], '.1f')} "
+            f"| {r['corpus']}{' (' + failed + ')' if failed else ''} | {r['pairs']:,} | {_fmt(first['first_update_s'], '.1f')} "
             f"| {_fmt(resume['first_update_s'] if resume else None, '.1f')} "
             f"| {_per_rank(first['peaks'], 'rss_anon_mb')} | {_per_rank(first['peaks'], 'vm_rss_mb')} "
             f"| {_fmt(first['tokens_per_s'], ',.0f')} / {_fmt(first['tokens_per_s_median'], ',.0f')} |"
