@@ -26,10 +26,17 @@ Figures (see benchmarks/README.md):
 - peak RssAnon: the largest sampled RssAnon (anonymous resident memory: heap, Python objects,
   torch tensors; not page cache nor file-backed mmap pages, which the kernel can drop) of the
   training process (each rank with --ranks 2). Sampled, so a spike shorter than --interval can
-  be missed. peak VmRSS: the largest of the sampled VmRSS and the kernel's VmHWM (total resident
+  be missed. "To the last update" stops at the last `step` line; "whole run" adds the final
+  checkpoint save (torch.save of weights + Adam state: a few hundred MB on M1). peak VmRSS: the largest of the sampled VmRSS and the kernel's VmHWM (total resident
   high-water mark, file-backed pages included) read at each sample.
 - tokens/s: the mean of the per-update target tokens/s that train.log reports, over the updates
   after --skip (the warm-up; the first epoch's batch list is built inside update 1's window).
+Caveats: the machine must be otherwise idle (each sample records the load average and the
+process's CPU seconds, so a starved run shows); the first update itself (first backward: fresh
+buffers, kernel set-up) is part of "start to first update" (the `model built` phase is where
+data loading ends); WMT-like lines are about twice as long as Multi30k's (1-3 joined
+sentences), so their 64-sentence batches need more activation memory and attention per token:
+compare corpus sizes against the smallest WMT-like row, and Multi30k only as the issue's baseline.
 The JSON (--json) holds every sample (time, step, RssAnon, RssFile, VmRSS per process), the
 log lines' arrival times and all per-update rates.
 """
@@ -53,7 +60,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 MAKE_CORPUS = REPO.parent / "shared" / "scale" / "make_wmt_like.py"
 ENTRY = "import sys; from nmt.cli import train_main; sys.exit(train_main())"
-STEP = re.compile(r"step (\d+) epoch \d+: .* (\d+) tgt tok/s")
+STEP = re.compile(r"step (\d+) epoch (\d+): .* (\d+) tgt tok/s")
 PAIRS = re.compile(r"data\.train: (?:(\d+) pairs, none dropped|kept (\d+) of (\d+) pairs)")
 STATUS_KEYS = ("RssAnon", "RssFile", "VmRSS", "VmHWM")
 LOG_POLL = 0.05  # seconds between reads of train.log
@@ -180,13 +187,16 @@ def summarize(raw: dict, skip: int, ranks: int) -> dict:
     def first(pattern: str) -> float | None:
         return next((t for t, line in lines if re.search(pattern, line)), None)
 
-    steps = [(t, int(m.group(1)), int(m.group(2))) for t, line in lines if (m := STEP.search(line))]
+    steps = [(t, int(m.group(1)), int(m.group(3))) for t, line in lines if (m := STEP.search(line))]
     first_step = steps[0][1] if steps else None
     steady = [rate for _, step, rate in steps if first_step is not None and step - first_step >= skip]
     peaks: dict[str, dict[str, float]] = {}
+    last_update = steps[-1][0] if steps else float("inf")  # after it: the final checkpoint save, exit
     for sample in raw["samples"]:
         for name, status in sample["procs"].items():
-            peak = peaks.setdefault(name, {"rss_anon_mb": 0.0, "vm_rss_mb": 0.0})
+            peak = peaks.setdefault(name, {"rss_anon_train_mb": 0.0, "rss_anon_mb": 0.0, "vm_rss_mb": 0.0})
+            if sample["t"] <= last_update:
+                peak["rss_anon_train_mb"] = max(peak["rss_anon_train_mb"], status["RssAnon"] / 1024)
             peak["rss_anon_mb"] = max(peak["rss_anon_mb"], status["RssAnon"] / 1024)
             peak["vm_rss_mb"] = max(peak["vm_rss_mb"], status["VmRSS"] / 1024, status["VmHWM"] / 1024)
     pairs = None
@@ -201,6 +211,7 @@ def summarize(raw: dict, skip: int, ranks: int) -> dict:
             "log_opened (corpus read, tokenizer ready)": lines[0][0] if lines else None,
             "corpus encoded": first(r"^\S+ \S+ data\.train: "),
             "model built": first(r"^\S+ \S+ model: "),
+            "checkpoint restored (resume)": first(r"^\S+ \S+ resuming from step "),
             "first update": steps[0][0] if steps else None,
         },
         "train_pairs_kept": pairs,
@@ -208,9 +219,19 @@ def summarize(raw: dict, skip: int, ranks: int) -> dict:
         "tokens_per_s_median": sorted(steady)[len(steady) // 2] if steady else None,
         "steady_updates": len(steady),
         "rates": [rate for _, _, rate in steps],
+        "epoch_starts": epoch_starts(lines),
         "peaks": peaks,
         "ranks": ranks,
     }
+
+
+def epoch_starts(lines: list[tuple[float, str]]) -> dict[str, int]:
+    """The first update logged in each epoch: {epoch: step}."""
+    starts: dict[str, int] = {}
+    for _, line in lines:
+        if match := STEP.search(line):
+            starts.setdefault(match.group(2), int(match.group(1)))
+    return starts
 
 
 # ----------------------------------------------------------------------------------------------
@@ -296,15 +317,16 @@ def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def _per_rank(peaks: dict[str, dict[str, float]], key: str) -> str:
+def _per_rank(peaks: dict[str, dict[str, float]], *keys: str) -> str:
     ranks = sorted((name for name in peaks if name.isdigit()), key=int)
-    return " / ".join(f"{peaks[name][key]:,.0f}" for name in ranks) or "-"
+    return "; ".join(" / ".join(f"{peaks[name][key]:,.0f}" for key in keys) for name in ranks) or "-"
 
 
 def print_table(results: list[dict], ranks: int) -> None:
     each = " (each rank)" if ranks > 1 else ""
     print(
-        f"| corpus | pairs | start to first update (s) | resume start to first update (s) | peak RssAnon (MB){each} "
+        f"| corpus | pairs | start to first update (s) | resume start to first update (s) "
+        f"| peak RssAnon (MB), to the last update / whole run{each} "
         f"| peak VmRSS (MB){each} | tokens/s, mean / median |"
     )
     print("|---|---|---|---|---|---|---|")
@@ -316,7 +338,7 @@ def print_table(results: list[dict], ranks: int) -> None:
         print(
             f"| {r['corpus']}{' (' + failed + ')' if failed else ''} | {r['pairs']:,} | {_fmt(first['first_update_s'], '.1f')} "
             f"| {_fmt(resume['first_update_s'] if resume else None, '.1f')} "
-            f"| {_per_rank(first['peaks'], 'rss_anon_mb')} | {_per_rank(first['peaks'], 'vm_rss_mb')} "
+            f"| {_per_rank(first['peaks'], 'rss_anon_train_mb', 'rss_anon_mb')} | {_per_rank(first['peaks'], 'vm_rss_mb')} "
             f"| {_fmt(first['tokens_per_s'], ',.0f')} / {_fmt(first['tokens_per_s_median'], ',.0f')} |"
         )
 
@@ -353,12 +375,16 @@ def print_curve(result: dict, points: int = 10) -> None:
     for mark, s in chosen:
         status = s["procs"]["0"]
         print(f"| {mark} | {s['t']:.0f} | {status['RssAnon'] / 1024:,.0f} | {status['VmRSS'] / 1024:,.0f} |")
-    tenth = [s for s in samples if s["step"] >= last // 10]
-    if len(tenth) >= 2:
-        a, b = tenth[0], tenth[-1]
+    # Growth after warm-up: from the first sample of epoch 2 on (every batch shape has been seen
+    # once), or, for a run shorter than an epoch, from the second half on.
+    second = result["first"]["epoch_starts"].get("2")
+    since, what = (second, "the start of epoch 2") if second else (max(1, last // 2), "half-way")
+    later = [s for s in samples if s["step"] >= since]
+    if len(later) >= 2:
+        a, b = later[0], later[-1]
         growth = (b["procs"]["0"]["RssAnon"] - a["procs"]["0"]["RssAnon"]) / 1024
-        per_k = growth / max(b["step"] - a["step"], 1) * 1000
-        print(f"\nRssAnon change from update {a['step']} to {b['step']}: {growth:+,.0f} MB ({per_k:+.1f} MB per 1,000 updates)")
+        rate = f" ({growth / (b['step'] - a['step']) * 1000:+.1f} MB per 1,000 updates)" if b["step"] - a["step"] >= 500 else ""
+        print(f"\nRssAnon change from update {a['step']} ({what}) to {b['step']}: {growth:+,.0f} MB{rate}")
 
 
 def machine_line() -> str:
@@ -453,6 +479,7 @@ def main() -> None:
         f"tokens/s = mean per-update rate after update {args.skip}; memory sampled every {args.interval} s"
         + (f"; resume adds {args.restart_updates} updates" if args.restart else "")
         + (f"; {args.ranks} ranks (torchrun, gloo)" if args.ranks > 1 else "")
+        + (f"; memory curve: one Multi30k run of {args.curve_updates} updates" if args.curve_updates else "")
         + "\n"
     )
     if results:
@@ -463,6 +490,11 @@ def main() -> None:
     if args.json:
         document = {"argv": sys.argv, "machine": header, "import_s": imports, "results": results, "curve": curve}
         Path(args.json).write_text(json.dumps(document, indent=1) + "\n")
+    failed = [
+        r["corpus"] for r in [*results, *([curve] if curve else [])] if any("error" in r.get(p, {}) for p in ("first", "resume"))
+    ]
+    if failed:
+        raise SystemExit(f"failed runs: {', '.join(failed)} (see stderr above)")
 
 
 if __name__ == "__main__":
