@@ -18,19 +18,20 @@ Figures (see benchmarks/README.md):
 - start to first update: wall time from just before the process is launched to the moment the
   first `step N` line appears in train.log (written after that update's optimizer step), as seen
   by the poll; it includes the interpreter and torch imports, reading the corpus, training
-  sentencepiece, encoding, building the model and the first update itself. The JSON splits it at
-  the log's first line (corpus read, tokenizer ready), the `data.train:` line (corpus encoded) and
-  the `model:` line.
+  sentencepiece, encoding, building the model and the first update itself. A second table
+  gives the seconds at which the log's first line (corpus read, tokenizer ready), the
+  `data.train:` line (corpus encoded), the `model:` line and, on a resume, `resuming from step`
+  appeared.
 - resume start to first update (--restart): the same command again on the same run directory
   with train.max_steps raised by --restart-updates, measured the same way.
 - peak RssAnon: the largest sampled RssAnon (anonymous resident memory: heap, Python objects,
   torch tensors; not page cache nor file-backed mmap pages, which the kernel can drop) of the
   training process (each rank with --ranks 2). Sampled, so a spike shorter than --interval can
   be missed. "To the last update" stops at the last `step` line; "whole run" adds the final
-  checkpoint save (torch.save of weights + Adam state: a few hundred MB on M1). peak VmRSS: the largest of the sampled VmRSS and the kernel's VmHWM (total resident
-  high-water mark, file-backed pages included) read at each sample.
-- tokens/s: the mean of the per-update target tokens/s that train.log reports, over the updates
-  after --skip (the warm-up; the first epoch's batch list is built inside update 1's window).
+  checkpoint save and exit. peak VmRSS: the largest of the sampled VmRSS and the kernel's VmHWM
+  (total resident high-water mark, file-backed pages included) read at each sample.
+- tokens/s: the mean and the median of the per-update target tokens/s that train.log reports,
+  over the updates after --skip (warm-up); the median resists the stalls of a busy machine.
 Caveats: the machine must be otherwise idle (each sample records the load average and the
 process's CPU seconds, so a starved run shows); the first update itself (first backward: fresh
 buffers, kernel set-up) is part of "start to first update" (the `model built` phase is where
