@@ -33,9 +33,10 @@ Figures (see benchmarks/README.md):
 - tokens/s: the mean and the median of the per-update target tokens/s that train.log reports,
   over the updates after --skip (warm-up); the median resists the stalls of a busy machine.
 Caveats: the machine must be otherwise idle (each sample records the load average and the
-process's CPU seconds, so a starved run shows); the first update itself (first backward: fresh
-buffers, kernel set-up) is part of "start to first update" (the `model built` phase is where
-data loading ends); WMT-like lines are about twice as long as Multi30k's (1-3 joined
+process's CPU seconds, so a starved run shows); between `model built` and the first update come
+the optimizer, the checkpoint restore, the epoch's batch list (built twice by today's trainer:
+Trainer._reached_limit and Trainer._train) and the first update itself, whose first backward
+(fresh buffers, kernel set-up) costs several times a later one; WMT-like lines are about twice as long as Multi30k's (1-3 joined
 sentences), so their 64-sentence batches need more activation memory and attention per token:
 compare corpus sizes against the smallest WMT-like row, and Multi30k only as the issue's baseline.
 The JSON (--json) holds every sample (time, step, RssAnon, RssFile, VmRSS per process), the
