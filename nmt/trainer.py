@@ -18,7 +18,7 @@ import torch
 import yaml
 
 from nmt import run_dir
-from nmt.batching import corpus_batch, epoch_generator, make_batches
+from nmt.batching import BatchList, corpus_batch, epoch_generator, make_batches
 from nmt.checkpoint import find_latest, save_checkpoint
 from nmt.config import Config
 from nmt.data import Corpus, FilterReport, encode_corpus, iter_side, read_corpus
@@ -29,7 +29,7 @@ from nmt.metrics import check_bleu_tokenize
 from nmt.model import Seq2Seq
 from nmt.optim import LRSchedule, build_optimizer
 from nmt.resume import check_ranks_agree, check_resume_config, check_resume_tokenizer, rng_state, seed_everything, set_rng_state
-from nmt.store import CorpusStore, TrainingCorpus, ensure_store
+from nmt.store import CorpusStore, TrainingCorpus, ensure_store, return_freed_memory
 from nmt.tokenizer import Tokenizer, build_tokenizer, file_names
 from nmt.tracking import Tracker
 from nmt.train_stats import StatsWindow, train_line, train_scalars
@@ -88,6 +88,7 @@ class Trainer:
             run_dir.check_free(self.run_dir, files, resumed=resume is not None)
             tokenizer = self._tokenizer(path, resume, notes.append)
             store = self._training_store(tokenizer, notes.append)
+            return_freed_memory()
             valid_text = read_corpus(self.config.data.valid, "data.valid", notes.append) if self.config.data.valid else None
             step = resume["state"]["step"] if resume else 0
             if self.dist.is_main:
@@ -299,7 +300,7 @@ class Trainer:
             used.append(state.train_seconds / cfg.max_seconds)
         return min(max(used), 1.0)
 
-    def _guarded_update(self, group: list[list[int]], state: TrainState, guard: BadStepGuard) -> dict[str, Any] | None:
+    def _guarded_update(self, group: BatchList, state: TrainState, guard: BadStepGuard) -> dict[str, Any] | None:
         """`_update`, or None when the step had to be skipped (out of memory, non-finite loss)."""
         where = f"batch {state.batch_in_epoch} of epoch {state.epoch} ({sum(len(b) for b in group)} sentences)"
         out_of_memory = False
@@ -345,10 +346,12 @@ class Trainer:
             return True
         if cfg.max_seconds and state.train_seconds >= cfg.max_seconds:
             return True
-        epoch_done = state.batch_in_epoch >= len(self._epoch_batches(state.epoch))
-        return bool(cfg.max_epochs and (state.epoch > cfg.max_epochs or (state.epoch == cfg.max_epochs and epoch_done)))
+        if not cfg.max_epochs or state.epoch < cfg.max_epochs:
+            return False
+        # the epoch's batch list is built only here, where it decides (an O(corpus) step at every start)
+        return state.epoch > cfg.max_epochs or state.batch_in_epoch >= len(self._epoch_batches(state.epoch))
 
-    def _epoch_batches(self, epoch: int) -> list[list[int]]:
+    def _epoch_batches(self, epoch: int) -> BatchList:
         cfg = self.config.train
         return make_batches(self.train_data.costs(), cfg.max_tokens, cfg.max_sentences, epoch_generator(self.config.seed, epoch))
 
@@ -357,7 +360,7 @@ class Trainer:
             return nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
-    def _update(self, group: list[list[int]]) -> dict[str, Any] | None:
+    def _update(self, group: BatchList) -> dict[str, Any] | None:
         """One optimizer update over `group` (batches for all ranks and accumulation steps).
 
         Rank r takes its `accumulate_steps` batches of the group; the loss is normalised by the

@@ -238,3 +238,15 @@ def test_a_start_that_failed_before_its_first_checkpoint_starts_over_in_the_same
     state = _trainer(toy, run_dir, "train.max_steps=5", "tokenizer.vocab_size=40").fit()
     assert state.step == 5
     assert "vocab_size: 40" in (run_dir / "config.resolved.yaml").read_text()
+
+
+def test_an_epoch_budget_ends_at_the_epoch_end_and_a_raised_one_continues(toy, tmp_path):
+    run_dir = tmp_path / "run"
+    first = _trainer(toy, run_dir, "train.max_steps=0", "train.max_epochs=1", "train.eval_every_steps=1000").fit()
+    assert first.epoch == 1 and first.step > 0
+    again = _trainer(toy, run_dir, "train.max_steps=0", "train.max_epochs=1", "train.eval_every_steps=1000").fit()
+    assert again.step == first.step
+    assert f"training already complete at step {first.step}" in (run_dir / "train.log").read_text()
+    second = _trainer(toy, run_dir, "train.max_steps=0", "train.max_epochs=2", "train.eval_every_steps=1000").fit()
+    assert second.epoch == 2 and second.step > first.step
+    assert "reached train.max_epochs=2" in (run_dir / "train.log").read_text()
