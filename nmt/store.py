@@ -137,11 +137,16 @@ def ensure_store(corpus: CorpusConfig, name: str, tokenizer: Tokenizer, root: Pa
     sources = _sources(corpus, name)
     key = _fingerprint(sources, tokenizer)
     path = root / f"{name}-{key[:16]}"
-    if _read_meta(path) is not None:
+    meta = _read_meta(path)
+    damage = _damage(path, meta) if meta is not None else None
+    if meta is not None and damage is None:
         log(f"{name}: using the encoded corpus store {path}")
         return path
-    log(f"{name}: {_why_build(root, name, sources, key)}: encoding it into {path}")
+    why = f"the store there is damaged ({damage})" if damage else _why_build(root, name, sources, key)
+    log(f"{name}: {why}: encoding it into {path}")
     _remove_stale_builds(root, path)
+    if path.exists():  # damaged, or a directory of that name that is not a store
+        _discard(path)
     _build(corpus, name, tokenizer, root, path, {"format": STORE_FORMAT, "fingerprint": key, "sources": sources}, log)
     return path
 
@@ -269,6 +274,31 @@ def _write_array(path: Path, array: np.ndarray) -> None:
         array.tofile(handle)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def _damage(path: Path, meta: dict) -> str | None:
+    """What is wrong with a store whose meta.json is complete (files cut short, say), or None."""
+    width = np.dtype(meta.get("dtype", "uint16")).itemsize
+    for side in ("src", "tgt"):
+        offsets, ids = path / f"{side}.offsets", path / f"{side}.ids"
+        try:
+            if offsets.stat().st_size != (meta["pairs"] + 1) * 8:
+                return f"{offsets.name} has {offsets.stat().st_size} bytes, not {(meta['pairs'] + 1) * 8}"
+            with open(offsets, "rb") as handle:
+                handle.seek(-8, os.SEEK_END)
+                total = int(np.frombuffer(handle.read(8), dtype=np.int64)[0])
+            if ids.stat().st_size != total * width:
+                return f"{ids.name} has {ids.stat().st_size} bytes, not {total * width}"
+        except (OSError, KeyError, TypeError) as err:
+            return str(getattr(err, "strerror", None) or err)
+    return None
+
+
+def _discard(path: Path) -> None:
+    """Move a store directory out of the way (atomically), then delete it."""
+    aside = path.with_name(f".{path.name}.discarded{os.getpid()}")
+    os.replace(path, aside)
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def _read_meta(path: Path) -> dict | None:

@@ -169,3 +169,14 @@ def test_training_corpus_keeps_what_the_filters_keep(corpus, tokenizer, tmp_path
     assert kept.src_ids[k].tolist() == src_ids[expected[k]] and kept.tgt_ids[k].tolist() == tgt_ids[expected[k]]
     lens = [(len(src_ids[i]), len(tgt_ids[i])) for i in expected]
     assert kept.costs().tolist() == [max(a, b) + 1 for a, b in lens]
+
+
+def test_a_damaged_store_is_rebuilt_with_the_reason(corpus, tokenizer, tmp_path):
+    path, _ = build(corpus, tokenizer, tmp_path)
+    ids = path / "tgt.ids"
+    ids.write_bytes(ids.read_bytes()[:-10])  # cut short after it was built (a full disk, a bad copy)
+    again, messages = build(corpus, tokenizer, tmp_path)
+    assert again == path and "the store there is damaged (tgt.ids has" in messages[0]
+    store = CorpusStore.open(path)
+    assert store.ids("tgt", store.size - 1).tolist() == tokenizer.tgt.encode([read_corpus(corpus, "x")[1][-1]])[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
