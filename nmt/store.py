@@ -297,7 +297,10 @@ def _damage(path: Path, meta: dict) -> str | None:
 def _discard(path: Path) -> None:
     """Move a store directory out of the way (atomically), then delete it."""
     aside = path.with_name(f".{path.name}.discarded{os.getpid()}")
-    os.replace(path, aside)
+    try:
+        os.replace(path, aside)
+    except OSError as err:
+        raise DataError(f"{path}: cannot replace this damaged store ({err.strerror}); delete it and re-run") from None
     shutil.rmtree(aside, ignore_errors=True)
 
 
