@@ -48,15 +48,16 @@ def news_lengths(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return src, tgt
 
 
-def _load_reference():
-    """The list-based make_batches the numpy version replaced: the copy the tests keep as the definition."""
+def _load_references():
+    """The list-based make_batches and row-by-row collate the numpy versions replaced: the copies
+    the tests keep as their definition."""
     spec = importlib.util.spec_from_file_location("test_batching", ROOT / "tests" / "unit" / "test_batching.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module._reference_make_batches
+    return module._reference_make_batches, module._reference_collate
 
 
-reference_make_batches = _load_reference()
+reference_make_batches, reference_collate = _load_references()
 
 
 def reference_filter(src_lens, tgt_lens, max_len, max_len_ratio):
@@ -142,28 +143,6 @@ def collate_timings(repeats: int) -> list[tuple[str, float]]:
                 fn()
             times[name].append((time.perf_counter() - start) / 20 * 1e6)
     return [(name, float(np.median(t))) for name, t in times.items()]
-
-
-def reference_collate(indices, src_ids, tgt_ids, pad, bos, eos):
-    """collate's padding before the numpy fill: a torch.tensor per row."""
-    seqs = [src_ids[i] for i in indices]
-    src_lens = torch.tensor([len(s) + 1 for s in seqs], dtype=torch.long)
-    src = torch.full((len(seqs), int(src_lens.max())), pad, dtype=torch.long)
-    for row, seq in enumerate(seqs):
-        src[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-        src[row, len(seq)] = eos
-    tgts = [tgt_ids[i] for i in indices]
-    tgt_lens = torch.tensor([len(t) + 1 for t in tgts], dtype=torch.long)
-    width = int(tgt_lens.max())
-    tgt_in = torch.full((len(tgts), width), pad, dtype=torch.long)
-    tgt_out = torch.full((len(tgts), width), pad, dtype=torch.long)
-    for row, seq in enumerate(tgts):
-        ids = torch.tensor(seq, dtype=torch.long)
-        tgt_in[row, 0] = bos
-        tgt_in[row, 1 : len(seq) + 1] = ids
-        tgt_out[row, : len(seq)] = ids
-        tgt_out[row, len(seq)] = eos
-    return src, src_lens, tgt_in, tgt_out, tgt_lens
 
 
 WHAT = (
