@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nmt.config import CorpusConfig, DataConfig
-from nmt.errors import DataError
+from nmt.errors import DataError, brief
 
 if TYPE_CHECKING:  # no torch import here: nmt-eval reads text files through this module
     from nmt.tokenizer import Tokenizer
@@ -296,9 +296,8 @@ def load_hf(corpus: CorpusConfig, name: str):
     try:
         return datasets.load_dataset(corpus.dataset, corpus.dataset_config, **kwargs)
     except Exception as err:  # datasets raises many unrelated types (connection, file, value errors)
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise DataError(
-            f"{name}: cannot load Hugging Face dataset {_hf_name(corpus)} split '{corpus.split}': {first}; "
+            f"{name}: cannot load Hugging Face dataset {_hf_name(corpus)} split '{corpus.split}': {brief(err)}; "
             "offline, use local files (src/tgt or dataset: json + data_files) or a cached copy with HF_DATASETS_OFFLINE=1"
         ) from None
     finally:
@@ -436,23 +435,15 @@ class Corpus:
         return [max(len(s), len(t)) + 1 for s, t in zip(self.src_ids, self.tgt_ids)]
 
 
-def encode_corpus(
-    text: tuple[list[str], list[str]], tokenizer: Tokenizer, data: DataConfig, training: bool
-) -> tuple[Corpus, FilterReport]:
-    """Tokenize source and target lines and filter the pairs.
-
-    Training pairs obey `max_len` / `max_len_ratio`; validation keeps every non-empty pair (its
-    BLEU must be comparable with nmt-eval's), up to `max_valid_sentences`.
-    """
+def encode_validation(text: tuple[list[str], list[str]], tokenizer: Tokenizer, data: DataConfig) -> tuple[Corpus, FilterReport]:
+    """Tokenize validation lines, keeping every non-empty pair (its BLEU must be comparable with
+    nmt-eval's), up to `data.max_valid_sentences`. (Training pairs come from the store: nmt.store.)"""
     src_text, tgt_text = text
     src_ids = tokenizer.src.encode(src_text)
     tgt_ids = tokenizer.tgt.encode(tgt_text)
-    if training:
-        keep, report = filter_pairs(src_ids, tgt_ids, data.max_len, data.max_len_ratio)
-    else:
-        keep, report = filter_pairs(src_ids, tgt_ids, 10**9, 0.0)
-        if data.max_valid_sentences:
-            keep = keep[: data.max_valid_sentences]
+    keep, report = filter_pairs(src_ids, tgt_ids, 10**9, 0.0)
+    if data.max_valid_sentences:
+        keep = keep[: data.max_valid_sentences]
     corpus = Corpus(
         src_ids=[src_ids[i] for i in keep],
         tgt_ids=[tgt_ids[i] for i in keep],

@@ -21,7 +21,7 @@ from nmt import run_dir
 from nmt.batching import BatchList, corpus_batch, epoch_generator, make_batches
 from nmt.checkpoint import find_latest, save_checkpoint
 from nmt.config import Config
-from nmt.data import Corpus, FilterReport, encode_corpus, iter_side, read_corpus
+from nmt.data import Corpus, FilterReport, encode_validation, iter_side, read_corpus
 from nmt.distributed import Distributed, init_distributed, shutdown_distributed
 from nmt.errors import CheckpointError, ConfigError, brief
 from nmt.faults import BadStepGuard, GracefulStop
@@ -217,7 +217,7 @@ class Trainer:
         return corpus
 
     def _encode(self, text: Texts, name: str) -> Corpus:
-        corpus, report = encode_corpus(text, self.tokenizer, self.config.data, training=False)
+        corpus, report = encode_validation(text, self.tokenizer, self.config.data)
         self._check_kept(report, name, len(corpus.src_ids))
         return corpus
 

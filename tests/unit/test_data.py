@@ -436,7 +436,7 @@ def assert_same_filter(src_lens, tgt_lens, max_len, max_len_ratio):
     tgt = [ids(n) for n in tgt_lens]
     want_keep, want = _reference_filter_pairs(src, tgt, max_len, max_len_ratio)
     for args in (
-        (src, tgt),  # id lists, as encode_corpus passes them
+        (src, tgt),  # id lists, as encode_validation passes them
         (list(src_lens), list(tgt_lens)),  # lengths as lists
         (np.asarray(src_lens, dtype=np.int64), np.asarray(tgt_lens, dtype=np.int64)),
         (np.asarray(src_lens, dtype=np.uint16), np.asarray(tgt_lens, dtype=np.uint32)),
