@@ -39,10 +39,20 @@ class CorpusConfig:
 
 
 @dataclass(frozen=True)
+class TrainCorpusConfig(CorpusConfig):
+    """A training corpus; `data.train` lists one or several."""
+
+    # its share of each epoch when data.train mixes corpora (OpenNMT-py's corpus weight): an epoch
+    # holds as many pairs as all corpora together, corpus i about total * weight_i / sum(weights).
+    # None on every corpus: each pair once per epoch
+    weight: float | None = None
+
+
+@dataclass(frozen=True)
 class DataConfig:
     src_lang: str = "src"
     tgt_lang: str = "tgt"
-    train: CorpusConfig = field(default_factory=CorpusConfig)
+    train: tuple[TrainCorpusConfig, ...] = (TrainCorpusConfig(),)  # one corpus (a mapping) or a list of them
     valid: CorpusConfig | None = None
     test: CorpusConfig | None = None
     max_len: int = 100  # sentencepiece pieces per side, training pairs only
@@ -51,6 +61,10 @@ class DataConfig:
     # where the training corpus is kept encoded (nmt.store); None = RUN_DIR/store. Runs that name
     # one directory share the store of the same corpus and tokenizer
     store_dir: str | None = None
+
+    def train_names(self) -> list[str]:
+        """How errors and logs name the training corpora: data.train alone, data.train.0, data.train.1, ... in a list."""
+        return ["data.train"] if len(self.train) == 1 else [f"data.train.{i}" for i in range(len(self.train))]
 
 
 @dataclass(frozen=True)
@@ -289,7 +303,7 @@ def _check_duplicate_keys(node: yaml.Node, prefix: str, seen: set[int]) -> None:
             _check_duplicate_keys(value_node, f"{dotted}.", seen)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _check_duplicate_keys(item, f"{prefix.rstrip('.')}[{index}].", seen)
+            _check_duplicate_keys(item, f"{prefix}{index}.", seen)  # data.train.1.src, as overrides name it
 
 
 def config_from_dict(raw: dict[str, Any], source: str = "<config>", overrides=()) -> Config:
@@ -324,29 +338,58 @@ def _apply_override(raw: dict[str, Any], item: str, source: str) -> str:
         value = yaml.safe_load(text) if text else ""
     except yaml.YAMLError:
         value = text
-    node = raw
+    where = f"{source}: override {item!r}"
     parts = key.split(".")
-    for part in parts[:-1]:
+    node: Any = raw
+    for depth, part in enumerate(parts[:-1]):
+        if part.isdigit():  # `node` is the list the step before made sure of
+            node = node[int(part)]
+            continue
         child = node.get(part)
-        if not isinstance(child, dict):
+        if parts[depth + 1].isdigit():  # data.train.1.src: an item of a list (data.train.N appends one)
+            child = _listed(child, int(parts[depth + 1]), ".".join(parts[: depth + 1]), where)
+        elif isinstance(child, list):
+            listed = ".".join(parts[: depth + 1])
+            raise ConfigError(
+                f"{where}: '{listed}' is a list here; name its item by index, e.g. {listed}.0.{'.'.join(parts[depth + 1 :])}=..."
+            )
+        elif not isinstance(child, dict):
             child = {}
-            node[part] = child
+        node[part] = child
         node = child
-    node[parts[-1]] = value
+    node[int(parts[-1]) if isinstance(node, list) else parts[-1]] = value
     return key
+
+
+def _listed(child: Any, index: int, dotted: str, where: str) -> list:
+    """The list an indexed override writes into (a single mapping becomes item 0), grown by one at `index` == len."""
+    items = [] if child is None else child if isinstance(child, list) else [child]
+    if index > len(items):
+        count = f"{len(items)} item{'s' if len(items) != 1 else ''}"
+        raise ConfigError(f"{where}: '{dotted}' has {count}; index {index} is past the end (use 0 to {len(items)})")
+    if index == len(items):
+        items.append({})
+    if not isinstance(items[index], dict):
+        raise ConfigError(f"{where}: '{dotted}.{index}' is {_describe(items[index])}, not a mapping of keys")
+    return items
 
 
 def _check_path(key: str, source: str) -> None:
     """Fail early on an override that names no config key (with a suggestion)."""
     cls: Any = Config
+    hint: Any = None
     done = []
     for part in key.split("."):
+        if part.isdigit() and typing.get_origin(hint) is tuple:  # an item of a list of sections (data.train.1)
+            done.append(part)
+            continue
         if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
             raise ConfigError(f"{source}: '{'.'.join(done)}' has no sub-keys")
         names = [f.name for f in dataclasses.fields(cls)]
         if part not in names:
             raise _unknown_key(source, ".".join([*done, part]), part, names)
-        cls = _dataclass_in(typing.get_type_hints(cls)[part])
+        hint = typing.get_type_hints(cls)[part]
+        cls = _dataclass_in(hint)
         done.append(part)
 
 
@@ -399,11 +442,12 @@ def _convert(hint: Any, value: Any, key: str, source: str) -> Any:
         return value
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            value = [value] if args[-1] is Ellipsis else value
+            value = (value,) if args[-1] is Ellipsis else value  # one item: its own key, no index
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{source}: key '{key}' must be a list, got {_describe(value)}")
         if args[-1] is Ellipsis:
-            return tuple(_convert(args[0], v, key, source) for v in value)
+            listed = isinstance(value, list) and dataclasses.is_dataclass(args[0])
+            return tuple(_convert(args[0], v, f"{key}.{i}" if listed else key, source) for i, v in enumerate(value))
         if len(value) != len(args):
             raise ConfigError(f"{source}: key '{key}' must be a list of {len(args)} values, got {len(value)}")
         return tuple(_convert(a, v, key, source) for a, v in zip(args, value))
@@ -491,6 +535,7 @@ _BEAM = Rule(1, BEAM_CAP)
 # a tuple's rule applies to each of its values. Cross-key rules are in `validate`.
 RANGES: dict[str, Rule] = {
     "seed": Rule(0, SEED_CAP),
+    "data.train.weight": _POSITIVE,  # a ratio between corpora
     "data.max_len": _SIZE,
     "data.max_len_ratio": Rule(1, off="off"),  # between 0 and 1 it would drop every pair
     "data.max_valid_sentences": _COUNT,
@@ -550,6 +595,8 @@ def numeric_keys(cls: type = Config, prefix: str = "") -> dict[str, bool]:
         if isinstance(inner, type) and dataclasses.is_dataclass(inner):
             found.update(numeric_keys(inner, f"{prefix}{name}."))
             continue
+        if typing.get_origin(hint) in (typing.Union, types.UnionType):  # `float | None`: the number when given
+            hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
         args = typing.get_args(hint) if typing.get_origin(hint) is tuple else (hint,)
         if args and args[0] in (int, float):
             found[f"{prefix}{name}"] = args[0] is int
@@ -667,6 +714,23 @@ def _value(config: Config, key: str) -> Any:
     return node
 
 
+def _named_values(config: Config, key: str) -> list[tuple[str, Any]]:
+    """`key`'s value in `config` with its name; one per item where the key is inside a list of sections
+    (data.train.weight -> data.train.0.weight, data.train.1.weight, ...: `DataConfig.train_names`)."""
+    found: list[tuple[str, Any]] = [("", config)]
+    for part in key.split("."):
+        step = []
+        for prefix, node in found:
+            value = getattr(node, part)
+            if isinstance(value, tuple) and (not value or dataclasses.is_dataclass(value[0])):  # a list of sections
+                names = [f"{prefix}{part}"] if len(value) == 1 else [f"{prefix}{part}.{i}" for i in range(len(value))]
+                step += zip(names, value)
+            else:
+                step.append((f"{prefix}{part}", value))
+        found = [(f"{name}.", value) for name, value in step]
+    return [(name[:-1], value) for name, value in found]
+
+
 # ---------------------------------------------------------------------------------------------
 # Cross-field rules
 
@@ -678,7 +742,7 @@ def validate(config: Config, source: str = "<config>") -> None:
         raise ConfigError(f"{source}: key '{key}': {message}")
 
     _check_ranges(config, fail)
-    _check_corpus(config.data.train, "data.train", fail)
+    _check_training_corpora(config.data, fail)
     for name in ("valid", "test"):
         corpus = getattr(config.data, name)
         if corpus is not None:
@@ -719,10 +783,10 @@ def validate(config: Config, source: str = "<config>") -> None:
 
 def _check_ranges(config: Config, fail) -> None:
     for key in RANGES:
-        value = _value(config, key)
-        message = range_error(key, value)
-        if message is not None:
-            fail(key, message)
+        for name, value in _named_values(config, key):
+            message = None if value is None else range_error(key, value)  # None: an optional number not given
+            if message is not None:
+                fail(name, message)
     train, decode = config.train, config.decode
     if train.schedule != "constant" and train.min_lr > train.lr:
         fail(
@@ -757,6 +821,18 @@ def _check_ranges(config: Config, fail) -> None:
             "linear decays over the training budget: set train.max_steps, train.max_epochs or train.max_time "
             "(or train.early_stopping_patience with train.decay_fraction < 1: decay once validation stalls)",
         )
+
+
+def _check_training_corpora(data: DataConfig, fail) -> None:
+    if not data.train:
+        fail("data.train", "lists no corpus; give src and tgt files (or a dataset), or a list of such corpora")
+    names = data.train_names()
+    for corpus, name in zip(data.train, names):
+        _check_corpus(corpus, name, fail)
+    weighted = [corpus.weight is not None for corpus in data.train]
+    if any(weighted) and not all(weighted):
+        missing = names[weighted.index(False)]
+        fail(f"{missing}.weight", "give every training corpus a weight (their ratio in each epoch), or none")
 
 
 def _check_corpus(corpus: CorpusConfig, key: str, fail) -> None:

@@ -16,6 +16,7 @@ and the next start rebuilds it.
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import hashlib
 import itertools
@@ -23,6 +24,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,9 +32,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm import tqdm
 
+from nmt.batching import BatchList, epoch_generator, make_batches
 from nmt.config import CorpusConfig, DataConfig
 from nmt.data import FilterReport, filter_pairs, iter_corpus, load_hf
 from nmt.errors import DataError
+from nmt.sampling import epoch_pairs
 
 if TYPE_CHECKING:
     from nmt.tokenizer import SideTokenizer, Tokenizer
@@ -73,52 +77,79 @@ class CorpusStore:
 
 @dataclass(frozen=True)
 class TrainingCorpus:
-    """The training pairs the length filters keep: pair k is store row `rows[k]`.
+    """The training pairs the length filters keep, over the stores of the `data.train` corpora.
 
-    Held in memory: four small arrays (about 16 bytes a pair); the ids stay in the mapped store.
-    `src_ids[k]` / `tgt_ids[k]` read pair k's ids, as `Corpus` lists do.
+    Pair k is row `rows[k]` of the store of corpus i, where starts[i] <= k < starts[i + 1] (the
+    corpora end to end). Held in memory: three small arrays (about 16 bytes a pair); the ids stay in
+    the mapped stores. `src_ids[k]` / `tgt_ids[k]` read pair k's ids, as `Corpus` lists do.
     """
 
-    store: CorpusStore
+    stores: tuple[CorpusStore, ...]
+    starts: tuple[int, ...]  # [P + 1] each corpus's first pair, then the total
     rows: np.ndarray  # [N] int64 store rows
     src_lens: np.ndarray  # [N] int32 pieces
     tgt_lens: np.ndarray  # [N] int32 pieces
+    weights: tuple[float, ...] | None  # each corpus's share of an epoch (nmt.sampling); None: every pair once
 
     @classmethod
-    def filtered(cls, store: CorpusStore, data: DataConfig) -> tuple[TrainingCorpus, FilterReport]:
-        src, tgt = store.lengths("src"), store.lengths("tgt")
-        rows, report = filter_pairs(src, tgt, data.max_len, data.max_len_ratio)
-        rows = np.asarray(rows, dtype=np.int64)
-        return cls(store=store, rows=rows, src_lens=src[rows], tgt_lens=tgt[rows]), report
+    def filtered(cls, stores: Sequence[CorpusStore], data: DataConfig) -> tuple[TrainingCorpus, list[FilterReport]]:
+        """The pairs of each store that `data.max_len` / `max_len_ratio` keep; one report per corpus."""
+        kept, reports = [], []
+        for store in stores:
+            src, tgt = store.lengths("src"), store.lengths("tgt")
+            rows, report = filter_pairs(src, tgt, data.max_len, data.max_len_ratio)
+            kept.append((np.asarray(rows, dtype=np.int64), src[rows], tgt[rows]))
+            reports.append(report)
+        starts = tuple(int(x) for x in np.cumsum([0] + [len(rows) for rows, _, _ in kept]))
+        rows, src_lens, tgt_lens = (np.concatenate(arrays) for arrays in zip(*kept))
+        given = [corpus.weight for corpus in data.train]
+        weights = None if given[0] is None else tuple(given)
+        return cls(tuple(stores), starts, rows, src_lens, tgt_lens, weights), reports
 
     @property
     def size(self) -> int:
         return len(self.rows)
 
+    def sizes(self) -> list[int]:
+        """Kept pairs of each corpus."""
+        return [end - start for start, end in zip(self.starts, self.starts[1:])]
+
     def costs(self) -> np.ndarray:
         """[N] padded batch cost of each pair: its longer side plus eos (bos)."""
         return np.maximum(self.src_lens, self.tgt_lens) + 1
 
+    def epoch_batches(self, seed: int, epoch: int, max_tokens: int, max_sentences: int) -> BatchList:
+        """The epoch's batches of pairs (indices k of this corpus): a function of (seed, epoch) alone,
+        so a resumed run rebuilds them exactly. Mixed by weight, the epoch holds the draw of
+        nmt.sampling (a pair may come more than once); otherwise every pair once."""
+        generator = epoch_generator(seed, epoch)
+        if self.weights is None:
+            return make_batches(self.costs(), max_tokens, max_sentences, generator)
+        pairs = epoch_pairs(self.sizes(), self.weights, generator)
+        batches = make_batches(self.costs()[pairs], max_tokens, max_sentences, generator)
+        return BatchList(pairs[batches.order], batches.bounds)
+
     @property
     def src_ids(self) -> _Side:
-        return _Side(self.store, "src", self.rows)
+        return _Side(self, "src")
 
     @property
     def tgt_ids(self) -> _Side:
-        return _Side(self.store, "tgt", self.rows)
+        return _Side(self, "tgt")
 
 
 @dataclass(frozen=True)
 class _Side:
-    store: CorpusStore
+    corpus: TrainingCorpus
     side: str
-    rows: np.ndarray
 
     def __getitem__(self, index: int) -> np.ndarray:
-        return self.store.ids(self.side, int(self.rows[index]))
+        corpus = self.corpus
+        part = bisect.bisect_right(corpus.starts, index) - 1
+        return corpus.stores[part].ids(self.side, int(corpus.rows[index]))
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return self.corpus.size
 
 
 def _map(path: Path, dtype: np.dtype) -> np.ndarray:

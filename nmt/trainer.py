@@ -7,7 +7,7 @@ the epoch's batch list, best score and early-stopping patience.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,7 +18,7 @@ import torch
 import yaml
 
 from nmt import run_dir
-from nmt.batching import BatchList, corpus_batch, epoch_generator, make_batches
+from nmt.batching import BatchList, corpus_batch
 from nmt.checkpoint import find_latest, save_checkpoint
 from nmt.config import Config
 from nmt.data import Corpus, FilterReport, encode_validation, iter_side, read_corpus
@@ -29,6 +29,7 @@ from nmt.metrics import check_bleu_tokenize
 from nmt.model import Seq2Seq
 from nmt.optim import LRSchedule, build_optimizer
 from nmt.resume import check_ranks_agree, check_resume_config, check_resume_tokenizer, rng_state, seed_everything, set_rng_state
+from nmt.sampling import epoch_counts
 from nmt.store import CorpusStore, TrainingCorpus, ensure_store, return_freed_memory
 from nmt.tokenizer import Tokenizer, build_tokenizer, file_names
 from nmt.tracking import Tracker
@@ -87,7 +88,8 @@ class Trainer:
             files = self._own_files()
             run_dir.check_free(self.run_dir, files, resumed=resume is not None)
             tokenizer = self._tokenizer(path, resume, notes.append)
-            store = self._training_store(tokenizer, notes.append)
+            stores = self._training_stores(tokenizer, notes.append)
+            train_data = self._filter(stores, notes.append)  # an empty corpus fails here, before any output
             return_freed_memory()
             valid_text = read_corpus(self.config.data.valid, "data.valid", notes.append) if self.config.data.valid else None
             step = resume["state"]["step"] if resume else 0
@@ -97,7 +99,7 @@ class Trainer:
             try:
                 for note in notes:
                     self.tracker.log(note)
-                return self._fit(path, resume, store, valid_text, tokenizer)
+                return self._fit(path, resume, train_data, valid_text, tokenizer)
             finally:
                 self.tracker.close()
         finally:
@@ -125,22 +127,29 @@ class Trainer:
             tokenizer = Tokenizer.from_protos(resume["tokenizer"], str(path))
             check_resume_tokenizer(tokenizer, self.run_dir)
             return tokenizer
-        train = cfg.data.train
-        sides = [iter_side(train, "data.train", side) for side in ("src", "tgt")]
+        sides = [self._train_side(side) for side in ("src", "tgt")]
         protos = build_tokenizer(cfg.tokenizer, *sides, note).protos() if self.dist.is_main else None
         return Tokenizer.from_protos(self.dist.broadcast(protos), "rank 0's tokenizer")
 
-    def _training_store(self, tokenizer: Tokenizer, note) -> CorpusStore:
-        """The training corpus encoded once into its store (built by rank 0; every rank maps the same files)."""
-        root = Path(self.config.data.store_dir) if self.config.data.store_dir else self.run_dir / run_dir.STORE
-        path = ensure_store(self.config.data.train, "data.train", tokenizer, root, note) if self.dist.is_main else None
-        return CorpusStore.open(Path(self.dist.broadcast(str(path) if path else None)))
+    def _train_side(self, side: str) -> Iterator[str]:
+        """One side of every training corpus, streamed (for sentencepiece)."""
+        for corpus, name in zip(self.config.data.train, self.config.data.train_names()):
+            yield from iter_side(corpus, name, side)
+
+    def _training_stores(self, tokenizer: Tokenizer, note) -> list[CorpusStore]:
+        """Each training corpus encoded once into its store (built by rank 0; every rank maps the same files)."""
+        data = self.config.data
+        root = Path(data.store_dir) if data.store_dir else self.run_dir / run_dir.STORE
+        paths = None
+        if self.dist.is_main:
+            paths = [str(ensure_store(c, name, tokenizer, root, note)) for c, name in zip(data.train, data.train_names())]
+        return [CorpusStore.open(Path(path)) for path in self.dist.broadcast(paths)]
 
     def _fit(
         self,
         path: Path | None,
         resume: dict[str, Any] | None,
-        store: CorpusStore,
+        train_data: TrainingCorpus,
         valid_text: Texts | None,
         tokenizer: Tokenizer,
     ) -> TrainState:
@@ -155,7 +164,7 @@ class Trainer:
         ranks = f", {self.dist.world_size} ranks (DDP)" if self.dist.enabled else ""
         log(f"run {self.run_dir}: device {self.device}, amp {self.amp_dtype or 'off'}{ranks}")
         self.tokenizer = tokenizer
-        self.train_data = self._filter(store)
+        self.train_data = train_data
         self.model = Seq2Seq(cfg.model, tokenizer.src.vocab, tokenizer.tgt.vocab).to(self.device)
         self.validator = None
         if valid_text:
@@ -210,19 +219,25 @@ class Trainer:
             raise ConfigError(f"{self.source}: key 'train.amp': this GPU does not support bf16; use fp16")
         return torch.float16 if amp == "fp16" else torch.bfloat16
 
-    def _filter(self, store: CorpusStore) -> TrainingCorpus:
-        """The training pairs the length filters keep (computed on the store's length arrays)."""
-        corpus, report = TrainingCorpus.filtered(store, self.config.data)
-        self._check_kept(report, "data.train", corpus.size)
+    def _filter(self, stores: list[CorpusStore], note) -> TrainingCorpus:
+        """The training pairs the length filters keep (computed on the stores' length arrays)."""
+        corpus, reports = TrainingCorpus.filtered(stores, self.config.data)
+        names = self.config.data.train_names()
+        for name, report, size in zip(names, reports, corpus.sizes()):
+            self._check_kept(report, name, size, note)
+        if corpus.weights is not None:
+            counts = epoch_counts(corpus.sizes(), corpus.weights)
+            for name, weight, size, count in zip(names, corpus.weights, corpus.sizes(), counts):
+                note(f"{name}: weight {weight:g}: {count:,} pairs an epoch ({count / size:.2f} x its {size:,})")
         return corpus
 
     def _encode(self, text: Texts, name: str) -> Corpus:
         corpus, report = encode_validation(text, self.tokenizer, self.config.data)
-        self._check_kept(report, name, len(corpus.src_ids))
+        self._check_kept(report, name, len(corpus.src_ids), self.tracker.log)
         return corpus
 
-    def _check_kept(self, report: FilterReport, name: str, kept: int) -> None:
-        self.tracker.log(report.summary(name))
+    def _check_kept(self, report: FilterReport, name: str, kept: int, log) -> None:
+        log(report.summary(name))
         if not kept:
             raise ConfigError(f"{self.source}: key '{name}': no usable sentence pairs left after filtering; check data.max_len")
 
@@ -353,7 +368,7 @@ class Trainer:
 
     def _epoch_batches(self, epoch: int) -> BatchList:
         cfg = self.config.train
-        return make_batches(self.train_data.costs(), cfg.max_tokens, cfg.max_sentences, epoch_generator(self.config.seed, epoch))
+        return self.train_data.epoch_batches(self.config.seed, epoch, cfg.max_tokens, cfg.max_sentences)
 
     def _autocast(self):
         if self.amp_dtype is None:

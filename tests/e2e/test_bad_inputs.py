@@ -187,6 +187,13 @@ def tiny_line(start: str) -> int:
     return number
 
 
+def second_corpus_all_too_long(ctx: Ctx) -> list[str]:
+    small_corpus(ctx)
+    write(ctx, "long.src", text([huge_line(2000)]))
+    write(ctx, "long.tgt", text(["apple river"]))
+    return train("data.train.1.src=long.src", "data.train.1.tgt=long.tgt")
+
+
 def config_duplicate_key(ctx: Ctx) -> list[str]:
     small_corpus(ctx)
     first = "  max_steps: 800                        # optimizer updates\n"
@@ -896,6 +903,30 @@ CASES = [
         "config-max-time-infinite",
         train_on_corpus("train.max_time=1" + "0" * 400),
         expect=("key 'train.max_time': must be a finite duration, got inf seconds; use 0 for no limit",),
+    ),
+    # several training corpora (data.train as a list, weights)
+    Case(
+        "train-weight-on-some-corpora",
+        train_on_corpus("data.train.1.src=train.src", "data.train.1.tgt=train.tgt", "data.train.1.weight=2"),
+        expect=("'data.train.0.weight'", "give every training corpus a weight", "or none"),
+    ),
+    Case(
+        "train-weight-zero", train_on_corpus("data.train.weight=0"), expect=("'data.train.weight'", "must be a finite number > 0")
+    ),
+    Case(
+        "train-corpus-index-past-the-end",
+        train_on_corpus("data.train.3.src=train.src"),
+        expect=("override 'data.train.3.src=train.src'", "'data.train' has 1 item", "index 3 is past the end"),
+    ),
+    Case(
+        "train-second-corpus-missing",
+        train_on_corpus("data.train.1.src=other.src", "data.train.1.tgt=train.tgt"),
+        expect=("other.src", "file not found", "data paths"),
+    ),
+    Case(
+        "train-second-corpus-all-filtered",
+        second_corpus_all_too_long,
+        expect=("'data.train.1'", "no usable sentence pairs left after filtering", "data.max_len"),
     ),
     # duplicate keys: a second one would silently replace the first
     Case(

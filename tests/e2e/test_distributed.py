@@ -72,22 +72,24 @@ def test_rank_zero_alone_writes(two_vs_one):
     assert len(list((run_dir / "store").iterdir())) == 1, "rank 0 encodes the corpus once; rank 1 maps its store"
 
 
-def test_over_an_epoch_the_ranks_train_on_every_pair_once(toy, tmp_path):
-    from nmt.batching import epoch_generator, make_batches
-    from nmt.config import CorpusConfig, DataConfig, TokenizerConfig
+@pytest.mark.parametrize("weights", [None, (3, 1)])
+def test_over_an_epoch_the_ranks_train_on_every_pair_of_the_epoch_once(toy, tmp_path, weights):
+    """Every pair once, or with corpora mixed by weight, exactly the epoch's draw (repeats included)."""
+    from nmt.config import DataConfig, TokenizerConfig, TrainCorpusConfig
     from nmt.data import iter_side
     from nmt.store import CorpusStore, TrainingCorpus, ensure_store
     from nmt.tokenizer import build_tokenizer
     from nmt.trainer import rank_share
 
-    corpus = CorpusConfig(src=str(toy / "train.src"), tgt=str(toy / "train.tgt"))
-    sides = [iter_side(corpus, "data.train", side) for side in ("src", "tgt")]
+    halves = _split_in_two(toy / "train", tmp_path) if weights else [toy / "train"]
+    corpora = [TrainCorpusConfig(src=f"{half}.src", tgt=f"{half}.tgt", weight=w) for half, w in zip(halves, weights or [None])]
+    sides = [iter_side(corpora[0], "data.train", side) for side in ("src", "tgt")]
     tokenizer = build_tokenizer(TokenizerConfig(vocab_size=40), *sides, print)
-    store = CorpusStore.open(ensure_store(corpus, "data.train", tokenizer, tmp_path, print))
-    data, _ = TrainingCorpus.filtered(store, DataConfig(max_len=8))
-    assert 0 < data.size < store.size  # some pairs are filtered out
+    stores = [CorpusStore.open(ensure_store(c, f"data.train.{i}", tokenizer, tmp_path, print)) for i, c in enumerate(corpora)]
+    data, _ = TrainingCorpus.filtered(stores, DataConfig(train=tuple(corpora), max_len=8))
+    assert 0 < data.size < sum(store.size for store in stores)  # some pairs are filtered out
     for ranks, per_rank in ((2, 1), (2, 3), (3, 2)):
-        batches = make_batches(data.costs(), 200, 0, epoch_generator(7, 1))
+        batches = data.epoch_batches(7, 1, 200, 0)
         trained = []
         for start in range(0, len(batches), ranks * per_rank):
             group = batches[start : start + ranks * per_rank]
@@ -95,7 +97,22 @@ def test_over_an_epoch_the_ranks_train_on_every_pair_once(toy, tmp_path):
                 mine, weight = rank_share(group, rank, per_rank)
                 if weight:
                     trained += [int(i) for batch in mine for i in batch]
-        assert sorted(trained) == list(range(data.size)), (ranks, per_rank)
+        assert sorted(trained) == sorted(batches.order.tolist()), (ranks, per_rank)
+        if weights:
+            assert len(set(trained)) < len(trained) and len(trained) == data.size  # the small half repeats
+        else:
+            assert sorted(trained) == list(range(data.size))
+
+
+def _split_in_two(prefix: Path, out: Path) -> list[Path]:
+    """The corpus at prefix.src/.tgt as two corpora: its first quarter and the rest."""
+    parts = [out / "a", out / "b"]
+    for side in ("src", "tgt"):
+        lines = Path(f"{prefix}.{side}").read_text().splitlines(keepends=True)
+        cut = len(lines) // 4
+        Path(f"{parts[0]}.{side}").write_text("".join(lines[:cut]))
+        Path(f"{parts[1]}.{side}").write_text("".join(lines[cut:]))
+    return parts
 
 
 def test_resume_on_a_different_number_of_ranks(two_vs_one, tmp_path):
@@ -105,7 +122,7 @@ def test_resume_on_a_different_number_of_ranks(two_vs_one, tmp_path):
     run_dir = tmp_path / "copy"
     shutil.copytree(two_vs_one["two"], run_dir)
     stored = load_checkpoint(run_dir / "checkpoints" / "last.pt")["config"]
-    data = stored["data"]["train"]
+    (data,) = stored["data"]["train"]  # a list of corpora, here one
     args = [
         "--config",
         str(ROOT / "configs" / "tiny.yaml"),

@@ -226,14 +226,24 @@ def test_full_disk_during_save_keeps_the_previous_checkpoint(monkeypatch, toy, t
     assert not [p for p in directory.iterdir() if ".tmp" in p.name]
 
 
-def test_a_start_that_failed_before_its_first_checkpoint_starts_over_in_the_same_run_dir(toy, tmp_path):
-    # The failed start wrote config.resolved.yaml, spm.model and train.log; they are nmt's
+def test_a_start_that_failed_before_its_first_checkpoint_starts_over_in_the_same_run_dir(monkeypatch, toy, tmp_path):
+    # A corpus the filters empty fails before anything is written. A start that fails later (here
+    # the model's allocation) wrote config.resolved.yaml, spm.model and train.log; they are nmt's
     # (listed in nmt-run.json), so the next start may replace them, unlike a user's files.
     from nmt.errors import ConfigError
 
     run_dir = tmp_path / "run"
     with pytest.raises(ConfigError, match="no usable sentence pairs"):
         _trainer(toy, run_dir, "data.max_len=1", "train.max_tokens=100", "train.max_steps=5").fit()
+    assert not (run_dir / "spm.model").exists() and not (run_dir / "train.log").exists()
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError("model allocation")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("nmt.trainer.Seq2Seq", out_of_memory)
+        with pytest.raises(MemoryError):
+            _trainer(toy, run_dir, "train.max_steps=5").fit()
     assert (run_dir / "spm.model").is_file() and not (run_dir / "checkpoints").exists()
     state = _trainer(toy, run_dir, "train.max_steps=5", "tokenizer.vocab_size=40").fit()
     assert state.step == 5

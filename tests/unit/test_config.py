@@ -60,7 +60,7 @@ def config_error(tmp_path: Path, data: dict | str, overrides: tuple[str, ...] = 
 
 def test_minimal_dict_gets_defaults():
     config = config_from_dict(MINIMAL)
-    assert config.data.train.src == "train.src"
+    assert config.data.train[0].src == "train.src"
     assert config.train.max_steps == 10
     assert config.model == Config().model
     assert config.decode == Config().decode
@@ -720,7 +720,8 @@ def test_merge_keys_still_work(tmp_path):
 def test_anchor_and_alias_reused_twice_is_not_a_duplicate(tmp_path):
     text = "data:\n  train: &files {src: a, tgt: b}\n  valid: *files\ntrain: {max_steps: 3}\n"
     config = load_config(write_yaml(tmp_path, text))
-    assert config.data.valid == config.data.train
+    (train,) = config.data.train
+    assert (config.data.valid.src, config.data.valid.tgt) == (train.src, train.tgt) == ("a", "b")
 
 
 def test_same_key_given_twice_as_override_names_both(tmp_path):
@@ -764,3 +765,60 @@ def test_tune_decoding_checks_its_search_options_before_reading(tmp_path, option
     command = [sys.executable, str(script), "--model", "no_run", "--src", "no.src", "--ref", "no.ref", *option]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert (result.returncode, result.stderr) == (2, f"tune_decoding: error: {expected}\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# data.train: one corpus or a list of them, with weights
+
+
+TWO = [{"src": "a.src", "tgt": "a.tgt", "weight": 3}, {"src": "b.src", "tgt": "b.tgt", "weight": 1}]
+
+
+def test_one_corpus_or_a_list_of_them():
+    one = config_from_dict(MINIMAL).data
+    assert len(one.train) == 1 and one.train_names() == ["data.train"] and one.train[0].weight is None
+    two = config_from_dict(minimal(data={"train": TWO})).data
+    assert [c.src for c in two.train] == ["a.src", "b.src"] and [c.weight for c in two.train] == [3.0, 1.0]
+    assert two.train_names() == ["data.train.0", "data.train.1"]
+    again = config_from_dict(config_from_dict(minimal(data={"train": TWO})).to_dict())  # as a checkpoint stores it
+    assert again.data == two
+
+
+def test_overrides_name_a_corpus_by_index_and_one_past_the_end_adds_one(tmp_path):
+    path = write_yaml(tmp_path, MINIMAL)
+    config = load_config(
+        path, ("data.train.1.src=bt.src", "data.train.1.tgt=bt.tgt", "data.train.0.weight=2", "data.train.1.weight=1")
+    )
+    assert [(c.src, c.weight) for c in config.data.train] == [("train.src", 2.0), ("bt.src", 1.0)]
+    config = load_config(
+        write_yaml(tmp_path, minimal(data={"train": TWO}), "two.yaml"), ("data.train.1={src: c, tgt: d, weight: 5}",)
+    )
+    assert [(c.src, c.weight) for c in config.data.train] == [("a.src", 3.0), ("c", 5.0)]
+
+
+@pytest.mark.parametrize(
+    "train, overrides, expected",
+    [
+        (TWO, ("data.train.src=x",), "'data.train' is a list here; name its item by index, e.g. data.train.0.src=..."),
+        (TWO, ("data.train.5.src=x",), "'data.train' has 2 items; index 5 is past the end (use 0 to 2)"),
+        (TWO, ("data.train.0.wieght=2",), "unknown key 'data.train.0.wieght' (did you mean 'weight'?)"),
+        ([TWO[0], {"src": "b.src", "tgt": "b.tgt"}], (), "key 'data.train.1.weight': give every training corpus a weight"),
+        ([TWO[0], {**TWO[1], "weight": -1}], (), "key 'data.train.1.weight': must be a finite number > 0, got -1.0"),
+        ([TWO[0], {**TWO[1], "weight": float("nan")}], (), "key 'data.train.1.weight': must be a finite number > 0"),
+        ([TWO[0], {"src": "b.src"}], (), "key 'data.train.1.tgt': both src and tgt files are needed"),
+        ([TWO[0], "b.src"], (), "key 'data.train.1' must be a mapping"),
+        ([], (), "key 'data.train': lists no corpus"),
+    ],
+)
+def test_bad_corpus_lists_name_the_item(tmp_path, train, overrides, expected):
+    assert expected in config_error(tmp_path, minimal(data={"train": train}), overrides)
+
+
+def test_weights_are_for_training_corpora_only(tmp_path):
+    message = config_error(tmp_path, minimal(data={"valid": {"src": "v.src", "tgt": "v.tgt", "weight": 2}}))
+    assert "unknown key 'data.valid.weight'" in message
+
+
+def test_a_duplicate_key_inside_a_corpus_list_is_named_as_overrides_name_it(tmp_path):
+    text = "data:\n  train:\n    - {src: a, tgt: b}\n    - src: c\n      tgt: d\n      src: e\ntrain: {max_steps: 3}\n"
+    assert "duplicate key 'data.train.1.src'" in config_error(tmp_path, text)

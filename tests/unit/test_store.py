@@ -3,6 +3,7 @@ inputs change, is never read half-built, and serves the trainer's filtered pairs
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -11,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nmt.config import CorpusConfig, DataConfig, TokenizerConfig
+from nmt.batching import epoch_generator, make_batches
+from nmt.config import CorpusConfig, DataConfig, TokenizerConfig, TrainCorpusConfig
 from nmt.data import filter_pairs, iter_side, read_corpus
 from nmt.errors import DataError
 from nmt.store import CorpusStore, TrainingCorpus, ensure_store
@@ -159,7 +161,7 @@ def test_a_vocabulary_beyond_uint16_is_stored_in_uint32(corpus, tokenizer, tmp_p
 def test_training_corpus_keeps_what_the_filters_keep(corpus, tokenizer, tmp_path):
     store = CorpusStore.open(build(corpus, tokenizer, tmp_path)[0])
     data = DataConfig(max_len=12, max_len_ratio=1.5)
-    kept, report = TrainingCorpus.filtered(store, data)
+    kept, (report,) = TrainingCorpus.filtered([store], data)
     src, tgt = read_corpus(corpus, "x")
     src_ids, tgt_ids = tokenizer.src.encode(src), tokenizer.tgt.encode(tgt)
     expected, expected_report = filter_pairs(list(map(len, src_ids)), list(map(len, tgt_ids)), 12, 1.5)
@@ -180,3 +182,25 @@ def test_a_damaged_store_is_rebuilt_with_the_reason(corpus, tokenizer, tmp_path)
     store = CorpusStore.open(path)
     assert store.ids("tgt", store.size - 1).tolist() == tokenizer.tgt.encode([read_corpus(corpus, "x")[1][-1]])[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+def test_training_corpus_over_several_stores_reads_each_pair_from_its_own_store(corpus, tokenizer, tmp_path):
+    other = write_corpus(tmp_path / "other", 500, seed=7, name="other")
+    paths = [build(c, tokenizer, tmp_path / "stores")[0] for c in (corpus, other)]
+    stores = [CorpusStore.open(path) for path in paths]
+    data = DataConfig(train=(TrainCorpusConfig(src=corpus.src, tgt=corpus.tgt), TrainCorpusConfig(src=other.src, tgt=other.tgt)))
+    kept, reports = TrainingCorpus.filtered(stores, data)
+    singles = [TrainingCorpus.filtered([store], data)[0] for store in stores]
+    assert kept.sizes() == [single.size for single in singles] and len(reports) == 2
+    assert kept.weights is None and kept.epoch_batches(5, 1, 300, 0) == make_batches(kept.costs(), 300, 0, epoch_generator(5, 1))
+    assert kept.costs().tolist() == singles[0].costs().tolist() + singles[1].costs().tolist()
+    first = singles[0].size
+    for k in (0, first - 1, first, kept.size - 1):  # either side of the boundary between the corpora
+        single, j = (singles[0], k) if k < first else (singles[1], k - first)
+        assert kept.src_ids[k].tolist() == single.src_ids[j].tolist()
+        assert kept.tgt_ids[k].tolist() == single.tgt_ids[j].tolist()
+    weighted = dataclasses.replace(data, train=tuple(dataclasses.replace(c, weight=w) for c, w in zip(data.train, (1, 3))))
+    mixed, _ = TrainingCorpus.filtered(stores, weighted)
+    pairs = mixed.epoch_batches(5, 1, 300, 0).order
+    assert len(pairs) == kept.size and mixed.weights == (1, 3)
+    assert abs((pairs >= first).sum() - kept.size * 3 / 4) <= 0.5  # the second corpus's share
