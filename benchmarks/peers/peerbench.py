@@ -4,16 +4,21 @@
 Needs only the standard library, plus pyyaml (override), sentencepiece and
 sacrebleu (bleu). Subcommands:
 
-  override BASE OUT key.path=value ...   copy a YAML config with keys replaced
-  run --json J [--budget S] [--grace S] [--log F] -- CMD ...
+  override BASE OUT [--drop key.path] key.path=value ...
+                                         copy a YAML config with keys replaced (or dropped)
+  run --json J [--budget S] [--grace S] [--log F] [--poll S] [--no-pss] -- CMD ...
                                          run CMD in its own process group, record
-                                         wall time, peak memory, exit code; after
+                                         wall time, peak memory (RSS, PSS, RssAnon of the
+                                         process tree, sampled; RssAnon of CMD itself), exit
+                                         code; after
                                          --budget seconds send SIGINT (then TERM,
                                          KILL after --grace) -- a wall-clock budget
   train-stats --toolkit joey|onmt|nmt --log LOG --run J --warmup W --batch B
-              [--stats stats.tsv] [--out OUT]
+              [--stats stats.tsv] [--field KEY=VALUE ...] [--out OUT]
                                          throughput / time-to-first-step from logs
                                          (nmt = this repository's toolkit: its train.log)
+  spm-vocab --spm M --out V             vocabulary file for the peers: M's real pieces, one a line
+  scale-table FILE.json ...              run_onmt_scale.sh's table (one row per train result)
   bleu --hyp H --ref R [--spm M] [--out OUT] sentencepiece-decode H (with --spm; without it
                                          H is already detokenized text), sacrebleu vs R
   trans-stats --run J --hyp H [--toolkit-log L] --toolkit T [--spm M] --out OUT
@@ -51,6 +56,12 @@ def cmd_override(args):
 
     with open(args.base, encoding="utf-8") as f:
         cfg = yaml.safe_load(f)
+    for key in args.drop:  # first, so that a key can be dropped and given again
+        *parents, last = key.split(".")
+        node = cfg
+        for p in parents:
+            node = node.get(p, {})
+        node.pop(last, None)
     for item in args.sets:
         key, _, value = item.partition("=")
         node = cfg
@@ -88,24 +99,27 @@ def _tree(root):
     return out
 
 
-def _mem_kb(pid, field):
-    """Rss or Pss (kB) of one process from smaps_rollup (falls back to status)."""
+def _proc_fields(path, names):
+    """The named kB fields of a /proc file ({} once the process is gone)."""
+    out = {}
     try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
+        with open(path) as f:
             for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
+                key, _, rest = line.partition(":")
+                if key in names:
+                    out[key] = int(rest.split()[0])
+    except (OSError, ValueError, IndexError):
         pass
-    if field == "Rss":
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        return int(line.split()[1])
-        except OSError:
-            pass
-    return 0
+    return out
+
+
+def _mem_kb(pid, pss):
+    """(Rss, Pss or None, RssAnon) of one process in kB. RssAnon (its own heap and tensors, not
+    file-backed or shared pages) and VmRSS come from /proc/PID/status, which is cheap; Pss (with
+    pss=True) from smaps_rollup, which walks the page tables: tens of ms for a process of a few GB."""
+    st = _proc_fields(f"/proc/{pid}/status", ("VmRSS", "RssAnon"))
+    sm = _proc_fields(f"/proc/{pid}/smaps_rollup", ("Rss", "Pss")) if pss else {}
+    return sm.get("Rss", st.get("VmRSS", 0)), sm.get("Pss", 0) if pss else None, st.get("RssAnon", 0)
 
 
 def _nvsmi_used_mib():
@@ -132,17 +146,21 @@ def cmd_run(args):
         start_new_session=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    peak = {"tree_rss_kb": 0, "tree_pss_kb": 0, "gpu_used_mib": None, "nprocs": 0}
+    peak = {"tree_rss_kb": 0, "tree_pss_kb": 0, "tree_anon_kb": 0, "main_anon_kb": 0, "gpu_used_mib": None, "nprocs": 0}
     use_nvsmi = bool(shutil.which("nvidia-smi")) and os.environ.get("PEERS_NVSMI", "1") == "1"
     stop = threading.Event()
 
     def sampler():
         while not stop.is_set():
             pids = _tree(proc.pid)
-            rss = sum(_mem_kb(p, "Rss") for p in pids)
-            pss = sum(_mem_kb(p, "Pss") for p in pids)
-            peak["tree_rss_kb"] = max(peak["tree_rss_kb"], rss)
-            peak["tree_pss_kb"] = max(peak["tree_pss_kb"], pss)
+            mem = {p: _mem_kb(p, not args.no_pss) for p in pids}
+            peak["tree_rss_kb"] = max(peak["tree_rss_kb"], sum(m[0] for m in mem.values()))
+            if not args.no_pss:
+                peak["tree_pss_kb"] = max(peak["tree_pss_kb"], sum(m[1] for m in mem.values()))
+            # RssAnon: what corpus_scale.py reports for nmt; here summed over the tree too, since
+            # OpenNMT-py's data-loader workers are separate processes with their own buckets
+            peak["tree_anon_kb"] = max(peak["tree_anon_kb"], sum(m[2] for m in mem.values()))
+            peak["main_anon_kb"] = max(peak["main_anon_kb"], mem[proc.pid][2] if proc.pid in mem else 0)
             peak["nprocs"] = max(peak["nprocs"], len(pids))
             if use_nvsmi:
                 used = _nvsmi_used_mib()
@@ -185,7 +203,9 @@ def cmd_run(args):
         # "Maximum resident set size": the largest single process
         "max_rss_mib_largest_proc": round(ru.ru_maxrss / 1024, 1),
         "peak_tree_rss_mib_sampled": round(peak["tree_rss_kb"] / 1024, 1),
-        "peak_tree_pss_mib_sampled": round(peak["tree_pss_kb"] / 1024, 1),
+        "peak_tree_pss_mib_sampled": None if args.no_pss else round(peak["tree_pss_kb"] / 1024, 1),
+        "peak_tree_rss_anon_mib_sampled": round(peak["tree_anon_kb"] / 1024, 1),
+        "peak_main_rss_anon_mib_sampled": round(peak["main_anon_kb"] / 1024, 1),
         "max_procs_in_tree": peak["nprocs"],
         "peak_gpu_used_mib_nvidia_smi": peak["gpu_used_mib"],
         "cpu_user_s": round(ru.ru_utime, 1),
@@ -251,8 +271,17 @@ def _run_fields(args, run, logged_steps):
         "max_rss_mib_largest_proc": run["max_rss_mib_largest_proc"],
         "peak_tree_pss_mib_sampled": run["peak_tree_pss_mib_sampled"],
         "peak_tree_rss_mib_sampled": run["peak_tree_rss_mib_sampled"],
+        "peak_tree_rss_anon_mib_sampled": run.get("peak_tree_rss_anon_mib_sampled"),
+        "peak_main_rss_anon_mib_sampled": run.get("peak_main_rss_anon_mib_sampled"),
+        "max_procs_in_tree": run.get("max_procs_in_tree"),
         "peak_gpu_used_mib_nvidia_smi": run.get("peak_gpu_used_mib_nvidia_smi"),
     }
+    for item in args.field:  # the driver's own figures, e.g. the corpus size (values are JSON or text)
+        key, _, value = item.partition("=")
+        try:
+            res[key] = json.loads(value)
+        except ValueError:
+            res[key] = value
     if args.cuda_mem and os.path.exists(args.cuda_mem):
         with open(args.cuda_mem) as f:
             res["torch_cuda"] = json.load(f)
@@ -416,6 +445,22 @@ def _dump(res, out):
     print(text)
 
 
+# ---------------------------------------------------------------- spm-vocab
+def cmd_spm_vocab(args):
+    """The peers' vocabulary file: every real piece of the model (no control pieces, no <unk>);
+    the toolkits add their own <unk>/<pad>/<s>/</s>."""
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=args.spm)
+    pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size()) if not (sp.is_control(i) or sp.is_unknown(i))]
+    bad = [p for p in pieces if len(p.splitlines()) != 1 or " " in p or "\t" in p]
+    if bad:
+        raise SystemExit(f"pieces unsafe for one-token-per-line vocab files: {bad!r}")
+    with open(args.out, "w", encoding="utf-8") as f:
+        f.write("\n".join(pieces) + "\n")
+    print(f"{args.out}: {len(pieces)} pieces")
+
+
 # --------------------------------------------------------------------- bleu
 def _decode_pieces(path, spm_model):
     import sentencepiece as spm
@@ -529,6 +574,31 @@ def cmd_table(args):
             continue
         keep = {k: v for k, v in r.items() if not isinstance(v, (dict, list)) or k in ("window_steps", "torch_cuda")}
         print(f"| {os.path.basename(path)} | " + "; ".join(f"{k}={v}" for k, v in keep.items()) + " |")
+
+
+def cmd_scale_table(args):
+    """run_onmt_scale.sh's table: start-up, peak memory and throughput, one row per result file."""
+    print(
+        "| run | corpus lines | spm training s | start to first step s | peak RssAnon MiB, main / tree "
+        "| peak RSS MiB, tree (largest proc) | processes | tgt tok/s (pieces+EOS) | steps/s | steps | wall s |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for path in args.files:
+        r = _load(path)
+        cells = [
+            os.path.basename(path).removesuffix("_train.json"),
+            _fmt(r.get("corpus_lines")),
+            _fmt(r.get("spm_train_s")),
+            _fmt(r.get("time_to_first_logged_step_s")),
+            f"{_fmt(r.get('peak_main_rss_anon_mib_sampled'), 0)} / {_fmt(r.get('peak_tree_rss_anon_mib_sampled'), 0)}",
+            f"{_fmt(r.get('peak_tree_rss_mib_sampled'), 0)} ({_fmt(r.get('max_rss_mib_largest_proc'), 0)})",
+            _fmt(r.get("max_procs_in_tree")),
+            _fmt(r.get("tgt_tok_per_s_with_eos_logged"), 0),
+            _fmt(r.get("steps_per_s"), 3),
+            _fmt(r.get("last_step")),
+            _fmt(r.get("wall_s")),
+        ]
+        print("| " + " | ".join(cells) + " |" + (f" {r['error']}" if r.get("error") else ""))
 
 
 def _load(path):
@@ -692,6 +762,7 @@ def main():
     p.add_argument("base")
     p.add_argument("out")
     p.add_argument("sets", nargs="*")
+    p.add_argument("--drop", action="append", default=[], metavar="KEY", help="remove this key (dotted path)")
     p.set_defaults(func=cmd_override)
     p = sub.add_parser("run")
     p.add_argument("--json", required=True)
@@ -699,6 +770,7 @@ def main():
     p.add_argument("--budget", type=float, default=0)
     p.add_argument("--grace", type=float, default=60)
     p.add_argument("--poll", type=float, default=0.5)
+    p.add_argument("--no-pss", action="store_true", help="skip PSS (smaps_rollup is costly for large processes)")
     p.add_argument(
         "--signal-main-only",
         action="store_true",
@@ -714,8 +786,16 @@ def main():
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--stats")
     p.add_argument("--cuda-mem")
+    p.add_argument("--field", action="append", default=[], metavar="KEY=VALUE", help="add this field to the result")
     p.add_argument("--out")
     p.set_defaults(func=cmd_train_stats)
+    p = sub.add_parser("spm-vocab")
+    p.add_argument("--spm", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_spm_vocab)
+    p = sub.add_parser("scale-table")
+    p.add_argument("files", nargs="+")
+    p.set_defaults(func=cmd_scale_table)
     p = sub.add_parser("bleu")
     p.add_argument("--hyp", required=True)
     p.add_argument("--ref", required=True)

@@ -32,23 +32,7 @@ peers_driver_defaults
 LOG_EVERY="${LOG_EVERY:-1}"
 RAW="$PEERS_DATA/raw"
 
-if [ -z "${NMT_PY:-}" ]; then
-    if [ -x "$REPO/.venv/bin/python" ]; then
-        NMT_PY="$REPO/.venv/bin/python"
-    else
-        NMT_PY="$PEERS_ENV/nmt/bin/python"
-        if ! "$NMT_PY" -c "import torch, sentencepiece, sacrebleu, yaml, tqdm" 2>/dev/null; then
-            python3 -m venv "$PEERS_ENV/nmt"
-            "$PEERS_ENV/nmt/bin/pip" install -q torch==2.13.0
-            # the dependencies of pyproject.toml; the code itself comes from PYTHONPATH below
-            "$PEERS_ENV/nmt/bin/pip" install -q "$REPO"
-        fi
-    fi
-fi
-# The working tree's code, whether or not the package is installed in NMT_PY.
-export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
-# ... and not an nmt/ in the current directory, which `python -c` would put first (Python >= 3.11)
-export PYTHONSAFEPATH=1
+peers_nmt_py "$REPO"
 nmt_cli() {  # nmt_cli train|translate|eval ARGS...: the console scripts, without needing them installed
     local entry="$1"
     shift

@@ -3,15 +3,7 @@
 #
 #   bash benchmarks/peers/run_onmt.sh
 #
-# 1. installs the venv $PEERS_ENV/onmt if missing. opennmt-py 3.5.1 pins
-#    torch<2.3, so: torch 2.13.0 CPU wheel, then `pip install --no-deps
-#    opennmt-py==3.5.1`, then by hand the dependencies its import chain needs
-#    (onmt.transforms imports every transform module at start-up: pyonmttok,
-#    spacy, pyahocorasick, rapidfuzz, fasttext). Left out: ctranslate2,
-#    flask, waitress (converter / REST server only). Versions: onmt_freeze.txt.
-#    torch>=2.6 defaults torch.load(weights_only=True), which cannot read
-#    OpenNMT-py checkpoints (argparse.Namespace inside), so
-#    TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 is exported (no code change).
+# 1. installs the venv $PEERS_ENV/onmt if missing (common.sh: peers_onmt_venv)
 # 2. prepares the data if missing (prepare_data.sh)
 # 3. trains STEPS updates (batch 64 sentences), reporting every step, and
 #    derives time-to-first-step, throughput after WARMUP steps and peak memory
@@ -29,17 +21,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=common.sh
 . "$HERE/common.sh"
 peers_driver_defaults
-VENV="$PEERS_ENV/onmt"
-PY="$VENV/bin/python"
-export TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1
-
-if ! "$PY" -c "import onmt.bin.train, onmt.bin.translate" 2>/dev/null; then
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q torch==2.13.0
-    "$VENV/bin/pip" install -q --no-deps opennmt-py==3.5.1
-    "$VENV/bin/pip" install -q -c "$HERE/onmt_freeze.txt" configargparse pyyaml sacrebleu \
-        tensorboard six pyonmttok rapidfuzz pyahocorasick fasttext-wheel spacy
-fi
+peers_onmt_venv
 [ -f "$SP/train.de" ] || PEERS_ENV="$PEERS_ENV" PEERS_DATA="$PEERS_DATA" bash "$HERE/prepare_data.sh"
 SPM_PY="$PEERS_ENV/spm/bin/python"
 
