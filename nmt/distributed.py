@@ -35,6 +35,11 @@ class Distributed:
         """Rank 0 alone writes checkpoints, logs, TensorBoard and reports."""
         return self.rank == 0
 
+    @property
+    def is_local_main(self) -> bool:
+        """The first rank of its node: it builds what is kept node-locally (the corpus store)."""
+        return self.local_rank == 0
+
     def barrier(self) -> None:
         if self.enabled:
             dist.barrier()

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import bisect
 import ctypes
+import errno
 import hashlib
 import itertools
 import json
 import os
 import shutil
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -165,9 +167,7 @@ def ensure_store(corpus: CorpusConfig, name: str, tokenizer: Tokenizer, root: Pa
     hash of its first and last MiB; a dataset's own fingerprint) and of the tokenizer, so a changed
     corpus or tokenizer gets a new store (the log says why) and an unchanged one is reused.
     """
-    sources = _sources(corpus, name)
-    key = _fingerprint(sources, tokenizer)
-    path = root / f"{name}-{key[:16]}"
+    sources, key, path = _locate(corpus, name, tokenizer, root)
     meta = _read_meta(path)
     damage = _damage(path, meta) if meta is not None else None
     if meta is not None and damage is None:
@@ -180,6 +180,24 @@ def ensure_store(corpus: CorpusConfig, name: str, tokenizer: Tokenizer, root: Pa
         _discard(path)
     _build(corpus, name, tokenizer, root, path, {"format": STORE_FORMAT, "fingerprint": key, "sources": sources}, log)
     return path
+
+
+def find_store(corpus: CorpusConfig, name: str, tokenizer: Tokenizer, root: Path) -> Path:
+    """The store `ensure_store` made for this corpus and tokenizer (on ranks that wait for it to be built)."""
+    path = _locate(corpus, name, tokenizer, root)[2]
+    if _read_meta(path) is None:
+        raise DataError(
+            f"{path}: the encoded store of {name} is not there; its node's first rank builds it: "
+            "give every rank of a node the same data.store_dir"
+        )
+    return path
+
+
+def _locate(corpus: CorpusConfig, name: str, tokenizer: Tokenizer, root: Path) -> tuple[list[dict], str, Path]:
+    """What the store is built from, its fingerprint and its directory."""
+    sources = _sources(corpus, name)
+    key = _fingerprint(sources, tokenizer)
+    return sources, key, root / f"{name}-{key[:16]}"
 
 
 def return_freed_memory() -> None:
@@ -240,16 +258,23 @@ def _why_build(root: Path, name: str, sources: list[dict], key: str) -> str:
     return f"the tokenizer differs from the one store {newest['fingerprint'][:16]} was encoded with"
 
 
+def _build_dir(path: Path) -> Path:
+    """Where this process builds `path`: named by host and pid, so that the builders of several
+    nodes sharing one data.store_dir never take each other's directory for a killed build's."""
+    return path.with_name(f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}")
+
+
 def _remove_stale_builds(root: Path, path: Path) -> None:
-    """Temporary directories of builds that were killed (their process is gone) are removed."""
-    for tmp in root.glob(f".{path.name}.tmp*"):
-        pid = tmp.name.rsplit("tmp", 1)[-1]
+    """Temporary directories of this host's builds that were killed (their process is gone) are removed."""
+    mine = _build_dir(path).name.rsplit("-", 1)[0] + "-"
+    for tmp in root.glob(f"{mine}*"):
+        pid = tmp.name[len(mine) :]
         if not (pid.isdigit() and Path(f"/proc/{pid}").exists()):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _build(corpus: CorpusConfig, name: str, tokenizer: Tokenizer, root: Path, path: Path, meta: dict, log) -> None:
-    tmp = root / f".{path.name}.tmp{os.getpid()}"
+    tmp = _build_dir(path)
     sides = {"src": tokenizer.src, "tgt": tokenizer.tgt}
     dtype = np.uint16 if max(side.vocab.size for side in sides.values()) <= 1 << 16 else np.uint32
     started = time.monotonic()
@@ -276,7 +301,7 @@ def _build(corpus: CorpusConfig, name: str, tokenizer: Tokenizer, root: Path, pa
             _write_array(tmp / f"{side}.offsets", offsets)
         meta = {**meta, "pairs": pairs, "dtype": np.dtype(dtype).name, "built": time.time()}
         (tmp / META).write_text(json.dumps(meta, indent=1) + "\n")
-        os.replace(tmp, path)
+        _publish(tmp, path)
     except OSError as err:
         shutil.rmtree(tmp, ignore_errors=True)
         raise DataError(
@@ -290,6 +315,17 @@ def _build(corpus: CorpusConfig, name: str, tokenizer: Tokenizer, root: Path, pa
     log(
         f"{name}: encoded {pairs:,} pairs in {seconds:.0f} s ({pairs / max(seconds, 1e-9):,.0f} pairs/s), {np.dtype(dtype).name} ids"
     )
+
+
+def _publish(tmp: Path, path: Path) -> None:
+    """Rename the finished build into place; if another node's builder got there first (a shared
+    data.store_dir), its complete store is as good: keep it and drop this copy."""
+    try:
+        os.replace(tmp, path)
+    except OSError as err:
+        if err.errno not in (errno.ENOTEMPTY, errno.EEXIST) or _read_meta(path) is None:
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _encode_into(tok: SideTokenizer, lines: list[str], dtype, handle, lengths: list[np.ndarray]) -> None:

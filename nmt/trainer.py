@@ -30,7 +30,7 @@ from nmt.model import Seq2Seq
 from nmt.optim import LRSchedule, build_optimizer
 from nmt.resume import check_ranks_agree, check_resume_config, check_resume_tokenizer, rng_state, seed_everything, set_rng_state
 from nmt.sampling import epoch_counts
-from nmt.store import CorpusStore, TrainingCorpus, ensure_store, return_freed_memory
+from nmt.store import CorpusStore, TrainingCorpus, ensure_store, find_store, return_freed_memory
 from nmt.tokenizer import Tokenizer, build_tokenizer, file_names
 from nmt.tracking import Tracker
 from nmt.train_stats import StatsWindow, train_line, train_scalars
@@ -137,13 +137,22 @@ class Trainer:
             yield from iter_side(corpus, name, side)
 
     def _training_stores(self, tokenizer: Tokenizer, note) -> list[CorpusStore]:
-        """Each training corpus encoded once into its store (built by rank 0; every rank maps the same files)."""
+        """Each training corpus encoded once into its store, which every rank maps.
+
+        The first rank of each node builds (or finds) the stores while the others wait, so a
+        node-local data.store_dir works; ranks of other nodes sharing one directory build no
+        second copy unless they start at the same time (then the first complete one is kept).
+        """
         data = self.config.data
         root = Path(data.store_dir) if data.store_dir else self.run_dir / run_dir.STORE
-        paths = None
-        if self.dist.is_main:
-            paths = [str(ensure_store(c, name, tokenizer, root, note)) for c, name in zip(data.train, data.train_names())]
-        return [CorpusStore.open(Path(path)) for path in self.dist.broadcast(paths)]
+        corpora = list(zip(data.train, data.train_names()))
+        if self.dist.is_local_main:
+            log = note if self.dist.is_main else lambda message: None
+            paths = [ensure_store(corpus, name, tokenizer, root, log) for corpus, name in corpora]
+        self.dist.barrier()
+        if not self.dist.is_local_main:
+            paths = [find_store(corpus, name, tokenizer, root) for corpus, name in corpora]
+        return [CorpusStore.open(path) for path in paths]
 
     def _fit(
         self,

@@ -183,3 +183,33 @@ def test_torchrun_restarts_a_killed_rank_from_the_last_checkpoint(toy, tmp_path)
     log = (run_dir / "train.log").read_text()
     assert "resuming from step" in log, log[-2000:]
     assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["state"]["step"] == 200
+
+
+def test_two_nodes_build_the_store_on_each_node_and_share_one_directory(toy, tmp_path):
+    """Two torchrun launchers as two nodes of one rank each: both are their node's first rank, so
+    both make the store; on one shared data.store_dir they race, and one complete store remains."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    run_dir, store_dir = tmp_path / "run", tmp_path / "shared_store"
+    args = _train_args(toy, run_dir, "train.max_steps=4", "train.eval_every_steps=4", f"data.store_dir={store_dir}")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    nodes = []
+    for node in (0, 1):
+        command = [
+            str(BIN / "torchrun"),
+            "--nnodes=2",
+            "--nproc_per_node=1",
+            f"--node_rank={node}",
+            "--master_addr=127.0.0.1",
+            f"--master_port={port}",
+            str(BIN / "nmt-train"),
+            *args,
+        ]
+        nodes.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env))
+    outputs = [node.communicate(timeout=300)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], "\n".join(output[-2000:] for output in outputs)
+    assert [p.name.startswith("data.train-") for p in store_dir.iterdir()] == [True], "one store, no build left over"
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["state"]["step"] == 4

@@ -7,6 +7,8 @@ import dataclasses
 import json
 import os
 import random
+import shutil
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,7 @@ from nmt.batching import epoch_generator, make_batches
 from nmt.config import CorpusConfig, DataConfig, TokenizerConfig, TrainCorpusConfig
 from nmt.data import filter_pairs, iter_side, read_corpus
 from nmt.errors import DataError
-from nmt.store import CorpusStore, TrainingCorpus, ensure_store
+from nmt.store import CorpusStore, TrainingCorpus, ensure_store, find_store
 from nmt.tokenizer import build_tokenizer
 
 WORDS = "apple river stone cloud tiger lamp green quick seven house music bread".split()
@@ -119,11 +121,28 @@ def test_a_build_killed_halfway_is_never_read_and_is_rebuilt(corpus, tokenizer, 
 
 def test_a_store_left_by_a_killed_process_is_removed_and_rebuilt(corpus, tokenizer, tmp_path):
     path, _ = build(corpus, tokenizer, tmp_path)
-    stale = tmp_path / f".{path.name}.tmp999999999"  # a SIGKILLed build: no handler ran, no such process
+    stale = tmp_path / f".{path.name}.tmp-{socket.gethostname()}-999999999"  # SIGKILLed: no handler ran, no such process
     os.rename(path, stale)
     (stale / "meta.json").unlink()
+    elsewhere = tmp_path / f".{path.name}.tmp-othernode-999999999"  # another node's build (shared store_dir)
+    shutil.copytree(stale, elsewhere)
     rebuilt, messages = build(corpus, tokenizer, tmp_path)
     assert rebuilt == path and not stale.exists()
+    assert elsewhere.exists(), "a build of another host is not this host's to remove: its pid means nothing here"
+
+
+def test_a_store_another_builder_completed_first_is_kept_and_the_late_copy_dropped(corpus, tokenizer, tmp_path):
+    import nmt.store
+
+    path, _ = build(corpus, tokenizer, tmp_path)
+    before = (path / "meta.json").read_bytes()
+    late = tmp_path / ".late-build"
+    shutil.copytree(path, late)
+    nmt.store._publish(late, path)  # a second node finishing the same store a moment later
+    assert not late.exists() and (path / "meta.json").read_bytes() == before
+    assert find_store(corpus, "data.train", tokenizer, tmp_path) == path
+    with pytest.raises(DataError, match="not there; its node's first rank builds it"):
+        find_store(corpus, "data.train", tokenizer, tmp_path / "elsewhere")
 
 
 def test_an_incomplete_store_directory_is_not_opened(tmp_path):
