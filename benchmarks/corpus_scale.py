@@ -5,6 +5,7 @@
     python benchmarks/corpus_scale.py --sizes 20000 200000 --updates 30 --restart          # a quick check
     python benchmarks/corpus_scale.py --sizes 450000 --ranks 2 --updates 100               # torchrun, gloo
     python benchmarks/corpus_scale.py --sizes --curve-updates 3000 --json curve.json      # RSS over a long Multi30k run
+    python benchmarks/corpus_scale.py --sizes --repeated 4500000 --updates 200            # tokens/s: the data path alone
 
 Each corpus (Multi30k train first, the baseline row, unless --no-multi30k; then a synthetic
 WMT-like corpus per --sizes entry, made once into --data-dir by make_wmt_like.py and reused)
@@ -46,6 +47,7 @@ log lines' arrival times and all per-update rates.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import platform
@@ -250,6 +252,23 @@ def make_corpus(pairs: int, data_dir: Path) -> tuple[Path, Path]:
     return src, tgt
 
 
+def repeat_corpus(files: tuple[Path, Path], pairs: int, data_dir: Path) -> tuple[Path, Path]:
+    """Multi30k train repeated to `pairs` pairs: Multi30k's sentence lengths at a large corpus's
+    size, so its tokens/s against Multi30k's measures the data path alone, not batch shapes."""
+    prefix = data_dir / f"multi30k_repeated_{pairs}"
+    out = (Path(f"{prefix}.de"), Path(f"{prefix}.en"))
+    if not all(path.exists() for path in out):
+        data_dir.mkdir(parents=True, exist_ok=True)
+        for source, target in zip(files, out):
+            with gzip.open(source, "rt", encoding="utf-8") as handle:
+                lines = handle.read().splitlines(keepends=True)
+            with open(f"{target}.tmp", "w", encoding="utf-8") as handle:
+                for start in range(0, pairs, len(lines)):
+                    handle.writelines(lines[: pairs - start])
+            os.replace(f"{target}.tmp", target)
+    return out
+
+
 def train_command(args: argparse.Namespace, run_dir: Path, src: Path, tgt: Path, max_steps: int) -> list[str]:
     """The nmt-train (or torchrun) command line; --extra keys replace the benchmark's own."""
     keys = {
@@ -426,6 +445,14 @@ def main() -> None:
         help="Multi30k (train.de.gz / train.en.gz): the baseline row",
     )
     parser.add_argument("--no-multi30k", action="store_true", help="no baseline row")
+    parser.add_argument(
+        "--repeated",
+        type=int,
+        nargs="*",
+        default=[],
+        metavar="PAIRS",
+        help="control corpora: Multi30k train repeated to this many pairs (Multi30k's lengths, a large corpus's size)",
+    )
     parser.add_argument("--updates", type=int, default=200, help="updates per first run")
     parser.add_argument("--skip", type=int, default=20, help="updates left out of tokens/s (warm-up)")
     parser.add_argument(
@@ -464,6 +491,8 @@ def main() -> None:
         corpora.append(("Multi30k", *multi30k, 0))
     for pairs in args.sizes:
         corpora.append((f"WMT-like {pairs:,}", *make_corpus(pairs, Path(args.data_dir)), pairs))
+    for pairs in args.repeated:
+        corpora.append((f"Multi30k repeated {pairs:,}", *repeat_corpus(multi30k, pairs, Path(args.data_dir)), pairs))
     results = []
     for name, src, tgt, pairs in corpora:
         result = run_corpus(args, name, src, tgt, pairs, args.updates, args.restart)
