@@ -126,13 +126,14 @@ class GeneralAttention(DotAttention):
 
 
 class MultiHeadAttention(Attention):
-    """N heads over the encoder states, as in RNMT+ (Chen et al. 2018, Sec. 3.2): each head scores
-    its own D-wide projections of the query and the states (the subclass's score), takes its own
-    softmax, and averages its own D-wide projection of the states (the values); the N contexts,
-    side by side, are the context [B, T, A].
+    """N heads over the encoder states, as in RNMT+ (Chen et al. 2018; there the bottom decoder
+    layer queries, here the top one, as for every type): each head scores its own D-wide
+    projections of the query and the states (the subclass's score), takes its own softmax, and
+    averages its own D-wide projection of the states (the values); the N contexts, side by side,
+    are the context [B, T, A].
 
-    `hidden_size` A is the width of all heads together (each D = A / N), so a head count costs no
-    parameters and a step costs about what one head of width A costs. There is no output
+    `hidden_size` A is the width of all heads together (each D = A / N), so the head count changes
+    no parameter count, and a step's elementwise work is that of one head A wide. There is no output
     projection W_o: the decoder's combine layer W_c [h; ctx] that follows is linear in ctx, so
     W_c W_o would be one matrix of no more use than W_c alone, at an extra product per step.
 
