@@ -90,9 +90,15 @@ class EncoderConfig:
 
 @dataclass(frozen=True)
 class AttentionConfig:
-    type: Literal["bahdanau", "luong"] = "bahdanau"
-    score: Literal["dot", "general", "concat"] = "general"  # luong only
-    hidden_size: int = 512  # width of the additive score's tanh layer (bahdanau, concat)
+    type: Literal["bahdanau", "luong", "multihead"] = "bahdanau"
+    score: Literal["dot", "general", "concat", "scaled_dot"] = "general"  # luong only
+    hidden_size: int = 512  # width of the additive score's tanh layer (bahdanau, concat); multihead: of all heads together
+    heads: int = 4  # multihead only; each head is hidden_size / heads wide
+    head_score: Literal["additive", "scaled_dot"] = "additive"  # multihead only: RNMT+'s additive heads or scaled dot
+
+    def context_size(self, key_size: int) -> int:
+        """Width of the context the decoder reads: the encoder states' K, or multihead's A (its heads' side by side)."""
+        return self.hidden_size if self.type == "multihead" else key_size
 
 
 @dataclass(frozen=True)
@@ -549,6 +555,7 @@ RANGES: dict[str, Rule] = {
     "model.encoder.num_layers": _SIZE,
     "model.encoder.dropout": _DROPOUT,
     "model.attention.hidden_size": _SIZE,
+    "model.attention.heads": _SIZE,  # must also divide hidden_size (validate)
     "model.decoder.hidden_size": _SIZE,
     "model.decoder.num_layers": _SIZE,
     "model.decoder.dropout": _DROPOUT,
@@ -653,11 +660,15 @@ def estimate_parameters(model: ModelConfig, src_vocab: int, tgt_vocab: int) -> i
         count += tgt_vocab * emb
     rnn_input = emb + (dec.hidden_size if dec.input_feeding else 0)
     count += rnn(dec.rnn_type, rnn_input, dec.hidden_size, dec.num_layers, 1)
-    if attn.type == "bahdanau" or attn.score == "concat":  # W_k, W_q with bias, v
+    if attn.type == "multihead":  # W_q with bias, W_k, W_v, v of the additive heads
+        count += dec.hidden_size * attn.hidden_size + attn.hidden_size + 2 * key_size * attn.hidden_size
+        count += attn.hidden_size if attn.head_score == "additive" else 0
+    elif attn.type == "bahdanau" or attn.score == "concat":  # W_k, W_q with bias, v
         count += key_size * attn.hidden_size + dec.hidden_size * attn.hidden_size + attn.hidden_size + attn.hidden_size
     elif attn.score == "general":
         count += key_size * dec.hidden_size
-    count += (dec.hidden_size + key_size) * dec.hidden_size + (dec.hidden_size if dec.combine == "linear" else 0)
+    context = attn.context_size(key_size)
+    count += (dec.hidden_size + context) * dec.hidden_size + (dec.hidden_size if dec.combine == "linear" else 0)
     count += (0 if model.tie_target_embeddings else dec.hidden_size * tgt_vocab) + tgt_vocab  # output layer
     return count
 
@@ -757,11 +768,21 @@ def validate(config: Config, source: str = "<config>") -> None:
     if not tok.joint and bool(tok.src_model_file) != bool(tok.tgt_model_file):
         fail("tokenizer.tgt_model_file", "give both src_model_file and tgt_model_file, or neither")
     attn = model.attention
-    if attn.type == "luong" and attn.score == "dot" and 2 * model.encoder.hidden_size != model.decoder.hidden_size:
+    if (
+        attn.type == "luong"
+        and attn.score in ("dot", "scaled_dot")
+        and 2 * model.encoder.hidden_size != model.decoder.hidden_size
+    ):
         fail(
             "model.attention.score",
-            f"luong 'dot' needs decoder.hidden_size ({model.decoder.hidden_size}) == 2 * encoder.hidden_size "
+            f"luong '{attn.score}' needs decoder.hidden_size ({model.decoder.hidden_size}) == 2 * encoder.hidden_size "
             f"({2 * model.encoder.hidden_size}); use score 'general' or 'concat'",
+        )
+    if attn.type == "multihead" and attn.hidden_size % attn.heads:
+        fail(
+            "model.attention.heads",
+            f"{attn.heads} heads do not divide attention.hidden_size {attn.hidden_size} (each head is hidden_size / heads "
+            "wide); use a divisor of it",
         )
     if model.tie_target_embeddings and model.embedding_dim != model.decoder.hidden_size:
         fail(

@@ -3,9 +3,10 @@
 One step: the RNN reads [embedding of the previous token; previous attentional vector], its
 top state queries the attention, and the attentional vector tanh(W_c [h_t; ctx]) (or, with
 `combine="linear"`, W_c [h_t; ctx] + b as in OpenNMT-py's additive attention) feeds the output
-layer and the next step. The attention score (additive or multiplicative) is pluggable.
+layer and the next step. The attention (additive, multiplicative or multi-head) is pluggable.
 Shape legend: B batch, T target length, S source length, E embedding, H decoder hidden,
-K encoder state size, L layers, V target vocabulary.
+C context size (the encoder state size, or a multi-head attention's size), L layers, V target
+vocabulary.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class AttentionDecoder(nn.Module):
         num_layers: int,
         dropout: float,
         attention: Attention,
-        key_size: int,
+        context_size: int,
         rnn_type: str = "lstm",
         input_feeding: bool = True,
         combine: str = "tanh",
@@ -63,7 +64,7 @@ class AttentionDecoder(nn.Module):
             rnn_input, hidden_size, num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0
         )
         self.attention = attention
-        self.combine = nn.Linear(hidden_size + key_size, hidden_size, bias=combine == "linear")
+        self.combine = nn.Linear(hidden_size + context_size, hidden_size, bias=combine == "linear")
         self.combine_tanh = combine == "tanh"
         self.hidden_dropout = nn.Dropout(hidden_dropout)
         self.output = nn.Linear(hidden_size, vocab_size)
@@ -136,14 +137,14 @@ class AttentionDecoder(nn.Module):
         else:
             top, hidden = stepped.step(rnn_in.squeeze(1), state.hidden)
             out = top.unsqueeze(1)  # [B, 1, H]
-        context, weights = self._attend(out, memory)  # [B, T, K], [B, T, S]
+        context, weights = self._attend(out, memory)  # [B, T, C], [B, T, S]
         att_vec = self.combine(torch.cat([out, context], dim=-1))  # [B, T, H]
         if self.combine_tanh:
             att_vec = torch.tanh(att_vec)
         return att_vec, DecoderState(hidden=hidden, att_vec=att_vec[:, -1]), weights
 
     def _attend(self, out: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, torch.Tensor]:
-        """out [B * G, T, H] -> context [B * G, T, K], weights [B * G, T, S] for memory of B sentences.
+        """out [B * G, T, H] -> context [B * G, T, C], weights [B * G, T, S] for memory of B sentences.
 
         In beam search the G = beam rows of a sentence are consecutive and share its memory: they
         query it as G x T steps of one row, so the memory is never copied per beam.

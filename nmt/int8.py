@@ -79,8 +79,10 @@ class Int8LSTM(nn.Module):
 
 def int8_decoder(decoder: AttentionDecoder) -> AttentionDecoder:
     """A copy of `decoder` for search whose per-step products are int8 (an LSTM's gates, the
-    attention query, the combine layer, the output layer); their outputs are bf16 like the rest
-    of the search, except the logits (fp32, read by the log-softmax). A GRU stays as it is."""
+    attention query, all heads' at once for multihead, the combine layer, the output layer);
+    their outputs are bf16 like the rest of the search, except the logits (fp32, read by the
+    log-softmax). A GRU stays as it is; so do the attention's key and value projections, run once
+    per batch by the model's encode, and the additive scores' v, part of their elementwise pass."""
     decoder = copy.deepcopy(decoder).eval()
     if isinstance(decoder.rnn, nn.LSTM):
         decoder.rnn = Int8LSTM(decoder.rnn)

@@ -58,7 +58,7 @@ class Seq2Seq(nn.Module):
             num_layers=dec_cfg.num_layers,
             dropout=dec_cfg.dropout,
             attention=build_attention(cfg.attention, dec_cfg.hidden_size, key_size),
-            key_size=key_size,
+            context_size=cfg.attention.context_size(key_size),
             rnn_type=dec_cfg.rnn_type,
             input_feeding=dec_cfg.input_feeding,
             combine=dec_cfg.combine,

@@ -1,4 +1,8 @@
-"""Attention heatmaps (matplotlib is imported only when a picture is asked for)."""
+"""Attention heatmaps (matplotlib is imported only when a picture is asked for).
+
+A heatmap shows the weights the search kept per output step; for multi-head attention these
+are the heads' mean (nmt.attention.MultiHeadAttention), one picture per sentence as for one head.
+"""
 
 from __future__ import annotations
 

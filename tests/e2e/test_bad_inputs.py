@@ -782,6 +782,26 @@ CASES = [
         expect=("'model.attention.score'", "decoder.hidden_size (48)", "2 * encoder.hidden_size (64)", "'general' or 'concat'"),
     ),
     Case(
+        "config-luong-scaled-dot-sizes",
+        train_on_corpus("model.attention.type=luong", "model.attention.score=scaled_dot", "model.decoder.hidden_size=48"),
+        expect=("'model.attention.score'", "luong 'scaled_dot' needs decoder.hidden_size (48)", "'general' or 'concat'"),
+    ),
+    Case(
+        "config-multihead-heads-not-dividing-the-size",
+        train_on_corpus("model.attention.type=multihead", "model.attention.heads=3"),
+        expect=("'model.attention.heads'", "3 heads do not divide attention.hidden_size 32", "use a divisor of it"),
+    ),
+    Case(
+        "config-multihead-zero-heads",
+        train_on_corpus("model.attention.type=multihead", "model.attention.heads=0"),
+        expect=("'model.attention.heads'", "must be an integer from 1 to", "got 0"),
+    ),
+    Case(
+        "config-multihead-head-score-typo",
+        train_on_corpus("model.attention.type=multihead", "model.attention.head_score=scaled"),
+        expect=("'model.attention.head_score'", "did you mean 'scaled_dot'?", "choices: additive, scaled_dot"),
+    ),
+    Case(
         "config-max-tokens-below-max-len",
         train_on_corpus("train.max_tokens=10"),
         expect=("'train.max_tokens'", "at least data.max_len + 2 = 62"),

@@ -2,31 +2,48 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
-from nmt.attention import AdditiveAttention, DotAttention, GeneralAttention, Memory, build_attention
+from nmt.attention import (
+    AdditiveAttention,
+    AdditiveHeads,
+    DotAttention,
+    GeneralAttention,
+    Memory,
+    MultiHeadAttention,
+    ScaledDotAttention,
+    ScaledDotHeads,
+    build_attention,
+)
 from nmt.config import AttentionConfig
 
 KEY = 8  # encoder state size (2H)
-QUERY_SIZES = {"dot": KEY, "general": 6, "concat": 6, "bahdanau": 6}
 
 VARIANTS = {
     "bahdanau": AttentionConfig(type="bahdanau", hidden_size=5),
     "luong-dot": AttentionConfig(type="luong", score="dot"),
+    "luong-scaled_dot": AttentionConfig(type="luong", score="scaled_dot"),
     "luong-general": AttentionConfig(type="luong", score="general"),
     "luong-concat": AttentionConfig(type="luong", score="concat", hidden_size=5),
+    "multihead-additive": AttentionConfig(type="multihead", head_score="additive", heads=2, hidden_size=6),
+    "multihead-scaled_dot": AttentionConfig(type="multihead", head_score="scaled_dot", heads=3, hidden_size=9),
 }
 EXPECTED_CLASS = {
     "bahdanau": AdditiveAttention,
     "luong-dot": DotAttention,
+    "luong-scaled_dot": ScaledDotAttention,
     "luong-general": GeneralAttention,
     "luong-concat": AdditiveAttention,
+    "multihead-additive": AdditiveHeads,
+    "multihead-scaled_dot": ScaledDotHeads,
 }
 
 
 def query_size(name: str) -> int:
-    return QUERY_SIZES[name.split("-")[-1]]
+    return KEY if name in ("luong-dot", "luong-scaled_dot") else 6  # the dot scores need Q == K
 
 
 def make(name: str) -> torch.nn.Module:
@@ -64,12 +81,23 @@ def test_weights_sum_to_one_and_zero_at_padding(variant):
     assert (weights[~padded] > 0).all()
 
 
+def values(attention: torch.nn.Module, states: torch.Tensor) -> torch.Tensor:
+    """What the context averages, states [B, S, K] -> [B, S, C]: the states, or all heads' values side by side."""
+    return attention.value_layer(states) if isinstance(attention, MultiHeadAttention) else states
+
+
 def test_context_shape_and_value(variant):
     attention = make(variant)
     query, states, mask = inputs(variant)
     context, weights = attention(query, attention.memory(states, mask))
-    assert context.shape == (4, 3, KEY)
-    torch.testing.assert_close(context, torch.einsum("bts,bsk->btk", weights, states))
+    width = VARIANTS[variant].context_size(KEY)
+    assert context.shape == (4, 3, width)
+    if isinstance(attention, MultiHeadAttention):
+        weights = attention.head_weights(query, attention.memory(states, mask))  # [B, N, T, S]: head n reads its own D columns
+        weights = weights.repeat_interleave(width // attention.heads, dim=1).permute(0, 2, 3, 1)  # [B, T, S, C]
+        torch.testing.assert_close(context, torch.einsum("btsc,bsc->btc", weights, values(attention, states)))
+    else:
+        torch.testing.assert_close(context, torch.einsum("bts,bsk->btk", weights, states))
 
 
 def test_padded_states_do_not_matter(variant):
@@ -88,7 +116,8 @@ def test_single_real_position_gets_all_weight(variant):
     context, weights = attention(query, attention.memory(states, mask))
     # row 2 has one real token
     torch.testing.assert_close(weights[2, :, 0], torch.ones(3))
-    torch.testing.assert_close(context[2], states[2, 0].expand(3, KEY))
+    first = values(attention, states)[2, 0]
+    torch.testing.assert_close(context[2], first.expand(3, first.numel()))
 
 
 def test_rows_are_independent(variant):
@@ -117,6 +146,8 @@ def test_scores_follow_their_formulas():
     states = torch.randn(2, 4, KEY)
     dot = DotAttention()
     torch.testing.assert_close(dot.score(q, dot.project_keys(states)), q @ states.transpose(1, 2))
+    scaled = ScaledDotAttention()
+    torch.testing.assert_close(scaled.score(q, scaled.project_keys(states)), q @ states.transpose(1, 2) / math.sqrt(KEY))
     general = GeneralAttention(KEY, KEY)
     w = general.key_layer.weight  # [Q, K]
     torch.testing.assert_close(general.score(q, general.project_keys(states)), q @ w @ states.transpose(1, 2))
@@ -153,7 +184,7 @@ def test_memory_select(variant):
     index = torch.tensor([3, 3, 0])
     picked = memory.select(index)
     assert isinstance(picked, Memory)
-    assert torch.equal(picked.states, states[index])
+    assert torch.equal(picked.states, memory.states[index])
     assert torch.equal(picked.keys, memory.keys[index])
     assert torch.equal(picked.mask, mask[index])
 
@@ -167,3 +198,97 @@ def test_select_then_attend_equals_attend_then_select(variant):
     full_context, full_weights = attention(query, memory)
     torch.testing.assert_close(context, full_context[index])
     torch.testing.assert_close(weights, full_weights[index])
+
+
+# ---------------------------------------------------------------------------------------------
+# multi-head attention against a plain loop over its heads
+
+
+MULTIHEAD = ["multihead-additive", "multihead-scaled_dot"]
+
+
+def plain_multihead(attention: MultiHeadAttention, query, states, mask) -> tuple[torch.Tensor, torch.Tensor]:
+    """The textbook computation, one head and one position at a time: context [B, T, A], weights [B, N, T, S]."""
+    size = attention.head_size
+    batch, steps, _ = query.shape
+    contexts, all_weights = [], []
+    for n in range(attention.heads):
+        cols = slice(n * size, (n + 1) * size)
+        w_q, b_q = attention.query_layer.weight[cols], attention.query_layer.bias[cols]
+        w_k, w_v = attention.key_layer.weight[cols], attention.value_layer.weight[cols]
+        scores = torch.empty(batch, steps, states.size(1))
+        for b in range(batch):
+            for t in range(steps):
+                for s in range(states.size(1)):
+                    q, k = w_q @ query[b, t] + b_q, w_k @ states[b, s]
+                    if isinstance(attention, AdditiveHeads):
+                        scores[b, t, s] = attention.v[n] @ torch.tanh(q + k)
+                    else:
+                        scores[b, t, s] = q @ k / math.sqrt(size)
+        weights = torch.softmax(scores.masked_fill(~mask.unsqueeze(1), float("-inf")), dim=-1)
+        contexts.append(weights @ (states @ w_v.t()))
+        all_weights.append(weights)
+    return torch.cat(contexts, dim=-1), torch.stack(all_weights, dim=1)
+
+
+@pytest.mark.parametrize("name", MULTIHEAD)
+def test_multihead_equals_a_plain_loop_over_heads(name):
+    attention = make(name)
+    query, states, mask = inputs(name)
+    memory = attention.memory(states, mask)
+    with torch.no_grad():
+        context, weights = attention(query, memory)
+        want_context, want_weights = plain_multihead(attention, query, states, mask)
+        torch.testing.assert_close(attention.head_weights(query, memory), want_weights)
+    torch.testing.assert_close(context, want_context)
+    torch.testing.assert_close(weights, want_weights.mean(1))  # plots and alignments get the heads' mean
+
+
+def test_scaled_dot_heads_equal_torch_scaled_dot_product_attention():
+    attention = make("multihead-scaled_dot")
+    query, states, mask = inputs("multihead-scaled_dot")
+    with torch.no_grad():
+        context, _ = attention(query, attention.memory(states, mask))
+        split = attention.split
+        want = torch.nn.functional.scaled_dot_product_attention(
+            split(attention.query_layer(query)),
+            split(attention.key_layer(states)),
+            split(attention.value_layer(states)),
+            attn_mask=mask[:, None, None, :],
+        )  # [B, N, T, D]
+    torch.testing.assert_close(context, want.transpose(1, 2).flatten(2))
+
+
+@pytest.mark.parametrize("name", MULTIHEAD)
+def test_each_head_normalises_over_real_positions_and_heads_differ(name):
+    attention = make(name)
+    query, states, mask = inputs(name)
+    memory = attention.memory(states, mask)
+    heads = VARIANTS[name].heads
+    assert memory.keys.shape == memory.states.shape == (4, heads, 5, attention.head_size)
+    weights = attention.head_weights(query, memory)
+    assert weights.shape == (4, heads, 3, 5)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(4, heads, 3))
+    assert (weights[~mask[:, None, None, :].expand_as(weights)] == 0).all()
+    assert not torch.allclose(weights[:, 0], weights[:, 1])
+
+
+def test_additive_heads_gradients_equal_the_tanh_formula():
+    # As for AdditiveAttention: the sigmoid form must train like v_n^T tanh(W_q,n q + W_k,n k).
+    attention = make("multihead-additive")
+    query, states, _ = inputs("multihead-additive")
+    query.requires_grad_(True)
+    states.requires_grad_(True)
+    weight = torch.randn(4, 2, 3, 5)
+    params = [query, states, *attention.query_layer.parameters(), attention.key_layer.weight, attention.v]
+    fast = torch.autograd.grad((attention.score(query, attention.project_keys(states)) * weight).sum(), params)
+    split = attention.split
+    hidden = torch.tanh(split(attention.query_layer(query)).unsqueeze(-2) + split(attention.key_layer(states)).unsqueeze(-3))
+    plain = torch.autograd.grad((torch.einsum("bntsd,nd->bnts", hidden, attention.v) * weight).sum(), params)
+    for got, want in zip(fast, plain):
+        torch.testing.assert_close(got, want)
+
+
+def test_heads_must_divide_the_attention_size():
+    with pytest.raises(ValueError, match="4 heads do not divide the attention size 6"):
+        AdditiveHeads(6, KEY, 6, 4)

@@ -188,8 +188,19 @@ def test_single_metric_becomes_tuple():
 @pytest.mark.parametrize(
     ("data", "key", "choices", "suggestion"),
     [
-        (minimal(model={"attention": {"type": "luongg"}}), "model.attention.type", ["bahdanau", "luong"], "luong"),
-        (minimal(model={"attention": {"score": "dott"}}), "model.attention.score", ["dot", "general", "concat"], "dot"),
+        (minimal(model={"attention": {"type": "luongg"}}), "model.attention.type", ["bahdanau", "luong", "multihead"], "luong"),
+        (
+            minimal(model={"attention": {"score": "dott"}}),
+            "model.attention.score",
+            ["dot", "general", "concat", "scaled_dot"],
+            "dot",
+        ),
+        (
+            minimal(model={"attention": {"head_score": "additve"}}),
+            "model.attention.head_score",
+            ["additive", "scaled_dot"],
+            "additive",
+        ),
         (minimal(train={"schedule": "cosine"}), "train.schedule", ["constant", "inverse_sqrt", "plateau", "linear"], None),
         (minimal(eval={"metrics": ["bleu", "meteor"]}), "eval.metrics", ["bleu", "chrf", "ter"], None),
     ],
@@ -220,6 +231,12 @@ def test_bad_choice_lists_choices(tmp_path, data, key, choices, suggestion):
             ),
             "model.attention.score",
         ),
+        (
+            minimal(model={"attention": {"type": "luong", "score": "scaled_dot"}, "encoder": {"hidden_size": 8}}),
+            "model.attention.score",
+        ),
+        (minimal(model={"attention": {"type": "multihead", "heads": 3, "hidden_size": 32}}), "model.attention.heads"),
+        (minimal(model={"attention": {"type": "multihead", "heads": 0}}), "model.attention.heads"),
         (minimal(model={"tie_source_target_embeddings": True}, tokenizer={"joint": False}), "model.tie_source_target_embeddings"),
         (
             minimal(model={"tie_target_embeddings": True, "embedding_dim": 16, "decoder": {"hidden_size": 32}}),
@@ -248,6 +265,9 @@ def test_bad_choice_lists_choices(tmp_path, data, key, choices, suggestion):
     ],
     ids=[
         "luong-dot-sizes",
+        "luong-scaled-dot-sizes",
+        "heads-not-dividing-the-size",
+        "zero-heads",
         "tie-src-tgt-needs-joint",
         "tie-target-dims",
         "max-tokens-below-max-len",
@@ -284,6 +304,16 @@ def test_luong_dot_with_matching_sizes_is_fine():
         )
     )
     assert config.model.attention.score == "dot"
+
+
+def test_heads_not_dividing_the_size_is_one_line_naming_both_sizes(tmp_path):
+    message = config_error(tmp_path, minimal(model={"attention": {"type": "multihead", "heads": 3, "hidden_size": 32}}))
+    assert "key 'model.attention.heads': 3 heads do not divide attention.hidden_size 32" in message
+
+
+def test_heads_are_read_by_multihead_only():
+    # `heads` is multihead-only: bahdanau with a size the default 4 heads do not divide is valid.
+    config_from_dict(minimal(model={"attention": {"type": "bahdanau", "hidden_size": 30}}))
 
 
 def test_bahdanau_ignores_dot_score_sizes():
@@ -597,6 +627,10 @@ SIZE_VARIANTS = [
     {"attention": {"type": "luong", "score": "general"}},
     {"attention": {"type": "luong", "score": "dot"}, "encoder": {"hidden_size": 16}, "decoder": {"hidden_size": 32}},
     {"attention": {"type": "luong", "score": "concat", "hidden_size": 24}},
+    {"attention": {"type": "luong", "score": "scaled_dot"}, "encoder": {"hidden_size": 16}, "decoder": {"hidden_size": 32}},
+    {"attention": {"type": "multihead", "heads": 3}},
+    {"attention": {"type": "multihead", "head_score": "scaled_dot", "heads": 2, "hidden_size": 20}},
+    {"attention": {"type": "multihead", "heads": 4, "hidden_size": 8}, "decoder": {"input_feeding": False, "combine": "linear"}},
     {"encoder": {"rnn_type": "gru", "num_layers": 3}, "decoder": {"rnn_type": "gru", "num_layers": 1}},
     {"encoder": {"rnn_type": "gru"}, "decoder": {"bridge": "zero", "combine": "linear"}},
     {"decoder": {"input_feeding": False, "num_layers": 3, "combine": "linear"}},

@@ -14,8 +14,11 @@ VOCAB = Vocab(size=20, pad=0, unk=1, bos=2, eos=3)
 ATTENTIONS = {
     "bahdanau": AttentionConfig(type="bahdanau", hidden_size=7),
     "luong-dot": AttentionConfig(type="luong", score="dot"),
+    "luong-scaled_dot": AttentionConfig(type="luong", score="scaled_dot"),
     "luong-general": AttentionConfig(type="luong", score="general"),
     "luong-concat": AttentionConfig(type="luong", score="concat", hidden_size=7),
+    "multihead-additive": AttentionConfig(type="multihead", head_score="additive", heads=2, hidden_size=8),
+    "multihead-scaled_dot": AttentionConfig(type="multihead", head_score="scaled_dot", heads=3, hidden_size=9),
 }
 ATOL = 1e-5
 
@@ -298,7 +301,7 @@ def test_model_loss_gives_the_textbook_gradients(tied):
         torch.testing.assert_close(got.grad, want.grad, atol=1e-5, rtol=1e-4, msg=name)
 
 
-@pytest.mark.parametrize("attention", ["bahdanau", "luong-general"])
+@pytest.mark.parametrize("attention", ["bahdanau", "luong-general", "multihead-additive"])
 def test_cpu_training_steps_the_lstm_by_hand_with_the_same_gradients(attention, monkeypatch):
     # Training on CPU runs the decoder LSTM through nmt.stepped_lstm; nn.LSTM per step is the reference.
     from nmt.decoder import AttentionDecoder

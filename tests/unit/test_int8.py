@@ -75,20 +75,32 @@ def test_int8_lstm_steps_close_to_nn_lstm():
 VOCAB = Vocab(size=40, pad=0, unk=1, bos=2, eos=3)
 
 
-def tiny_model(rnn_type: str = "lstm", combine: str = "tanh") -> Seq2Seq:
+ATTENTIONS = {
+    "bahdanau": AttentionConfig(type="bahdanau", hidden_size=12),
+    "luong-general": AttentionConfig(type="luong", score="general"),
+    "multihead-additive": AttentionConfig(type="multihead", head_score="additive", heads=3, hidden_size=12),
+    "multihead-scaled_dot": AttentionConfig(type="multihead", head_score="scaled_dot", heads=2, hidden_size=12),
+}
+
+
+def tiny_model(rnn_type: str = "lstm", combine: str = "tanh", attention: str = "bahdanau") -> Seq2Seq:
     cfg = ModelConfig(
         embedding_dim=16,
         encoder=EncoderConfig(hidden_size=12, num_layers=1, rnn_type=rnn_type),
-        attention=AttentionConfig(type="bahdanau", hidden_size=12),
+        attention=ATTENTIONS[attention],
         decoder=DecoderConfig(hidden_size=20, num_layers=2, rnn_type=rnn_type, combine=combine),
     )
     torch.manual_seed(3)
     return Seq2Seq(cfg, VOCAB, VOCAB).eval()
 
 
-@pytest.mark.parametrize("rnn_type,combine", [("lstm", "tanh"), ("gru", "tanh"), ("lstm", "linear")])
-def test_int8_decoder_step_close_to_the_original(rnn_type, combine):
-    model = tiny_model(rnn_type, combine)
+@pytest.mark.parametrize(
+    "rnn_type,combine,attention",
+    [("lstm", "tanh", "bahdanau"), ("gru", "tanh", "bahdanau"), ("lstm", "linear", "bahdanau")]
+    + [("lstm", "tanh", attention) for attention in ATTENTIONS if attention != "bahdanau"],
+)
+def test_int8_decoder_step_close_to_the_original(rnn_type, combine, attention):
+    model = tiny_model(rnn_type, combine, attention)
     decoder = int8_decoder(model.decoder)
     assert isinstance(model.decoder.output, nn.Linear)  # a copy: the model keeps its own layers
     assert isinstance(decoder.output, Int8Linear) and isinstance(decoder.combine, Int8Linear)
@@ -98,23 +110,40 @@ def test_int8_decoder_step_close_to_the_original(rnn_type, combine):
         memory, state = model.encode(src, torch.tensor([7, 5, 2]))
         prev = torch.randint(4, 40, (3,))
         want, want_state, want_attn = model.decoder.step(prev, state, memory)
-        got, got_state, got_attn = decoder.step(prev, state, memory)
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # as int8 search runs: what is not int8 in bf16
+            got, got_state, got_attn = decoder.step(prev, state, memory)
     assert got.dtype == torch.float32  # logits stay fp32 for the log-softmax
     assert ((got - want).norm() / want.norm()) < 0.03
     torch.testing.assert_close(got_attn, want_attn, atol=0.01, rtol=0)
     assert isinstance(got_state, DecoderState)
 
 
-def translator(device: str = "cpu") -> Translator:
+@pytest.mark.parametrize("attention", list(ATTENTIONS))
+def test_int8_decoder_leaves_no_per_step_product_in_fp(attention):
+    # int8_decoder swaps layers by attribute name: a per-step layer under a new name would silently
+    # stay fp. The nn.Linear layers left are those run once per batch (keys and values, by the
+    # model's own attention in encode) and the additive score's v, a reduction inside its
+    # elementwise pass (kept bf16 as a whole).
+    decoder = int8_decoder(tiny_model(attention=attention).decoder)
+    left = {name for name, module in decoder.named_modules() if isinstance(module, nn.Linear)}
+    assert left <= {"attention.key_layer", "attention.value_layer", "attention.v"}
+    if hasattr(decoder.attention, "query_layer"):
+        assert isinstance(decoder.attention.query_layer, Int8Linear)
+
+
+def translator(device: str = "cpu", attention: str = "bahdanau") -> Translator:
     side = SimpleNamespace(vocab=VOCAB)
-    return Translator(tiny_model(), SimpleNamespace(src=side, tgt=side), SimpleNamespace(), torch.device(device))
+    model = tiny_model(attention=attention)
+    return Translator(model, SimpleNamespace(src=side, tgt=side), SimpleNamespace(), torch.device(device))
 
 
-def test_translator_int8_search_scores_close_to_fp32():
+@pytest.mark.parametrize("attention", list(ATTENTIONS))
+def test_translator_int8_search_scores_close_to_fp32(attention):
     seqs = [torch.randint(4, 40, (n,), generator=torch.Generator().manual_seed(n)).tolist() for n in (3, 6, 9, 4)]
     options = DecodeConfig(beam_size=3, max_len_a=1.0, max_len_b=4)
-    fp32 = translator().search_ids(seqs, options)
-    quantized = translator().search_ids(seqs, DecodeConfig(beam_size=3, max_len_a=1.0, max_len_b=4, amp="int8"))
+    fp32 = translator(attention=attention).search_ids(seqs, options)
+    int8_options = DecodeConfig(beam_size=3, max_len_a=1.0, max_len_b=4, amp="int8")
+    quantized = translator(attention=attention).search_ids(seqs, int8_options)
     for want, got in zip(fp32, quantized):
         # An untrained model's near-uniform choices may differ; each score stays near fp32's.
         assert got[0].log_prob == pytest.approx(want[0].log_prob, abs=0.5)

@@ -462,12 +462,19 @@ def test_no_attention_unless_asked():
 VOCAB = Vocab(size=20, pad=0, unk=1, bos=2, eos=3)
 
 
-@pytest.fixture(scope="module")
-def tiny_model() -> Seq2Seq:
+ATTENTIONS = {
+    "bahdanau": AttentionConfig(type="bahdanau", hidden_size=6),
+    "multihead-additive": AttentionConfig(type="multihead", head_score="additive", heads=2, hidden_size=6),
+    "multihead-scaled_dot": AttentionConfig(type="multihead", head_score="scaled_dot", heads=3, hidden_size=6),
+}
+
+
+@pytest.fixture(scope="module", params=list(ATTENTIONS))
+def tiny_model(request) -> Seq2Seq:
     cfg = ModelConfig(
         embedding_dim=8,
         encoder=EncoderConfig(hidden_size=6, num_layers=1),
-        attention=AttentionConfig(type="bahdanau", hidden_size=6),
+        attention=ATTENTIONS[request.param],
         decoder=DecoderConfig(hidden_size=10, num_layers=1),
     )
     torch.manual_seed(0)
@@ -487,6 +494,7 @@ def model_search(
     greedy: bool = False,
     caps: list[int] | None = None,
     rows_seen: list[int] | None = None,
+    return_attention: bool = False,
 ) -> list[list[Hypothesis]]:
     def step(prev, state):
         if rows_seen is not None:
@@ -500,9 +508,10 @@ def model_search(
         memory, state = model.encode(src, lens)
         caps = (1.5 * (lens - 1) + 5).long() if caps is None else torch.tensor(caps)
         reorder = partial(_reorder, group=1 if greedy else k)
+        common = {"bos": VOCAB.bos, "eos": VOCAB.eos, "max_lens": caps, "return_attention": return_attention}
         if greedy:
-            return [[h] for h in greedy_search(step, reorder, (state, memory), VOCAB.bos, VOCAB.eos, caps)]
-        return beam_search(step, reorder, (state, memory), VOCAB.bos, VOCAB.eos, caps, beam_size=k, nbest=nbest)
+            return [[h] for h in greedy_search(step, reorder, (state, memory), **common)]
+        return beam_search(step, reorder, (state, memory), beam_size=k, nbest=nbest, **common)
 
 
 def test_real_model_beam_scores_at_least_greedy(tiny_model):
@@ -551,6 +560,25 @@ def test_real_model_log_prob_matches_teacher_forcing(tiny_model):
                 lprobs = torch.log_softmax(tiny_model.logits(tiny_model(b.src, b.src_lens, b.tgt_in)), -1)
             total = lprobs[0].gather(-1, b.tgt_out[0].unsqueeze(-1)).sum().item()
             assert hyp.log_prob == pytest.approx(total, abs=1e-4)
+
+
+@pytest.mark.parametrize("greedy", [False, True])
+def test_real_model_attention_is_the_teacher_forced_attention(tiny_model, greedy):
+    # What plots and alignments show: per output step the decoder's weights over the source (for
+    # multihead the heads' mean), those of the hypothesis's own prefix, whatever the beam reordering.
+    seqs = sources(4, 6)
+    k = 1 if greedy else 3
+    results = model_search(tiny_model, seqs, k, nbest=k, greedy=greedy, return_attention=True)
+    width = max(map(len, seqs)) + 1  # the batch's source length, eos included
+    for i, hyps in enumerate(results):
+        for hyp in hyps:
+            b = collate([0], [seqs[i]], [hyp.tokens], VOCAB.pad, VOCAB.bos, VOCAB.eos)
+            with torch.no_grad():
+                memory, state = tiny_model.encode(b.src, b.src_lens)
+                _, weights = tiny_model.decoder(b.tgt_in, state, memory)  # [1, T, S]
+            assert hyp.attention.shape == (len(hyp.tokens) + 1, width)
+            torch.testing.assert_close(hyp.attention[:, : b.src.size(1)], weights[0], atol=1e-5, rtol=0)
+            assert (hyp.attention[:, b.src.size(1) :] == 0).all()  # batch padding
 
 
 def test_translator_batches_do_not_change_results(tiny_model):
