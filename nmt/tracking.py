@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import logging
+import platform
 import sys
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
+
+
+def software_versions() -> str:
+    """The versions that decide a run's numbers, for its train.log (nmt-report shows them)."""
+    import sacrebleu
+    import sentencepiece
+    import torch
+
+    import nmt
+
+    packages = (("nmt", nmt), ("torch", torch), ("sentencepiece", sentencepiece), ("sacrebleu", sacrebleu))
+    return ", ".join([f"python {platform.python_version()}"] + [f"{name} {module.__version__}" for name, module in packages])
 
 
 class _TqdmHandler(logging.Handler):
