@@ -60,8 +60,11 @@ class Tracker:
             from torch.utils.tensorboard import SummaryWriter
 
             # purge_step drops events a killed run wrote after its last checkpoint, so curves
-            # continue seamlessly after a resume.
-            self.writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.resume_step or None)
+            # continue seamlessly after a resume. The checkpoint's own step stays: its events were
+            # written before the checkpoint, and the resumed run does not write them again.
+            self.writer = SummaryWriter(
+                str(self.run_dir / "tensorboard"), purge_step=self.resume_step + 1 if self.resume_step else None
+            )
         return self.writer
 
     def scalars(self, values: dict[str, float], step: int) -> None:
