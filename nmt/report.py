@@ -277,8 +277,9 @@ def translate_valid(
         return None
     translator = Translator.from_checkpoint(best, device)
     beam = beam or translator.config.decode.valid_beam_size
+    amp = _precision(translator, notes)
     start = time.perf_counter()
-    results = translator.translate_detailed(sources, return_attention=True, source="data.valid", beam_size=beam, nbest=1)
+    results = translator.translate_detailed(sources, return_attention=True, source="data.valid", beam_size=beam, nbest=1, amp=amp)
     seconds = time.perf_counter() - start
     hyps = [r.text for r in results]
     evals = translator.config.eval
@@ -291,6 +292,20 @@ def translate_valid(
     return Translated(
         len(sources), complete, f"data.valid ({where})", beam, bleu.text, bleu.signature, report.buckets, drawn, seconds
     )
+
+
+def _precision(translator, notes: list[str]) -> str:
+    """The run's decode.amp, or fp32 where this device cannot search in it (fp16 of a GPU run, on a CPU)."""
+    from nmt.errors import ConfigError
+    from nmt.translator import check_precision
+
+    amp = translator.config.decode.amp
+    try:
+        check_precision(amp, translator.device)
+    except ConfigError:
+        notes.append(f"the run's decode.amp {amp} cannot search on {translator.device}: translated in fp32")
+        return "off"
+    return amp
 
 
 def _first_pairs(corpus, count: int) -> tuple[list[str], list[str]]:

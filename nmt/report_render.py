@@ -86,6 +86,7 @@ def _curves_figure(facts: RunFacts):
                 _draw(ax, tag, facts.curves[tag])
         if facts.best is not None:
             ax.axvline(facts.best.step, color="0.6", linestyle=":", linewidth=1)
+        ax.set_xlim(left=0)  # one step axis for every panel, validations included
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=8)

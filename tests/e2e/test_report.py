@@ -164,3 +164,18 @@ def test_screenshot_in_chromium(report, scripts, tmp_path):
     # the embedded images were drawn: the curves' colours (the page itself is black on white and
     # grey; with broken images a screenshot of this page has about 100 such pixels, with them 4,500)
     assert ((pixels.max(axis=-1) - pixels.min(axis=-1)) > 0.3).sum() > 1000
+
+
+def test_a_search_precision_this_device_lacks_falls_back_to_fp32(run, tmp_path):
+    """A GPU run's fp16 validation search, reported on a CPU: translated in fp32, with a note."""
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("store"))
+    best = copy / "checkpoints" / "best.pt"
+    state = torch.load(best, weights_only=True)
+    state["config"]["decode"]["amp"] = "fp16"
+    best.unlink()  # a hard link: the step file keeps the original
+    torch.save(state, best)
+    assert report_main([str(copy), "--device", "cpu"]) == 0
+    page = (copy / "report.html").read_text(encoding="utf-8")
+    assert "the run&#x27;s decode.amp fp16 cannot search on cpu: translated in fp32" in page
+    assert "<h2>BLEU by source length</h2>" in page
