@@ -5,7 +5,7 @@
 Chromium (Debian: apt-get install -y chromium) runs with every host name unresolvable, so the
 picture is of the page as it shows offline: anything it tried to fetch from elsewhere would be
 missing from it. The screenshot is the top `--width` x `--height` pixels of the page.
-Without Chromium it exits with code 2 and one line saying how to install it.
+Without Chromium it exits with code 2 and one line saying how to install it; code 1 if Chromium fails.
 """
 
 from __future__ import annotations
@@ -65,6 +65,9 @@ def main() -> int:
     except FileNotFoundError as err:
         print(f"screenshot_report.py: error: {err}", file=sys.stderr)
         return 2
+    except (RuntimeError, subprocess.TimeoutExpired) as err:
+        print(f"screenshot_report.py: error: {err}", file=sys.stderr)
+        return 1
     print(f"screenshot_report.py: wrote {args.output}", file=sys.stderr)
     return 0
 

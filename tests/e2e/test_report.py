@@ -149,13 +149,13 @@ def test_a_run_without_readable_validation_data_is_reported_with_a_note(run, tmp
     assert len(_images(page)) == 1
 
 
-def test_screenshot_in_chromium(report, scripts, tmp_path):
+def test_screenshot_in_chromium(request, scripts, tmp_path):
     """The page as a browser draws it offline: text and the curves' colours must be on the screenshot."""
     shooter = scripts("screenshot_report")
     if shooter.find_chromium() is None:
         pytest.skip("no Chromium installed (apt-get install -y chromium); the page's files are checked above")
     png = tmp_path / "report.png"
-    shooter.screenshot(report["html"], png, width=1200, height=3000)
+    shooter.screenshot(request.getfixturevalue("report")["html"], png, width=1200, height=3000)
     import matplotlib.image
 
     pixels = matplotlib.image.imread(png)[..., :3]
