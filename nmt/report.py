@@ -5,8 +5,8 @@ versions, wall clock and how training stopped; the TensorBoard scalars for the c
 checkpoints for the best step and its scores. Training logs no BLEU by source length and keeps its
 attention heatmaps only as TensorBoard images, so the report translates the first validation
 sentences once with the best checkpoint, by the run's own validation search
-(`decode.valid_beam_size`) unless told otherwise: with every sentence, its BLEU is the best
-checkpoint's validation BLEU.
+(`decode.valid_beam_size`) unless told otherwise: given the sentences validation used, its BLEU
+is the best checkpoint's validation BLEU.
 
 Curves come from the TensorBoard event files, not from train.log lines: after a kill and a resume
 the event reader drops what the killed process logged past its last checkpoint (the writer's
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from nmt import run_dir as layout
-from nmt.errors import NmtError
+from nmt.errors import ConfigError, NmtError
 
 EVENTS = "events.out.tfevents.*"
 _LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (.*)$")
@@ -296,7 +296,6 @@ def translate_valid(
 
 def _precision(translator, notes: list[str]) -> str:
     """The run's decode.amp, or fp32 where this device cannot search in it (fp16 of a GPU run, on a CPU)."""
-    from nmt.errors import ConfigError
     from nmt.translator import check_precision
 
     amp = translator.config.decode.amp
@@ -312,10 +311,14 @@ def _first_pairs(corpus, count: int) -> tuple[list[str], list[str]]:
     """The first `count` pairs of a corpus (0: all), read no further than needed."""
     from nmt.data import iter_corpus, read_corpus
 
-    warn = lambda message: print(message, file=sys.stderr)  # noqa: E731
     if not count:
-        return read_corpus(corpus, "data.valid", warn)
-    return next(iter_corpus(corpus, "data.valid", warn, chunk=count))
+        return read_corpus(corpus, "data.valid", _warn)
+    return next(iter_corpus(corpus, "data.valid", _warn, chunk=count))
+
+
+def _warn(message: str) -> None:
+    """The reader's warnings about the validation files (CRLF line ends, ...) go where nmt-eval's go."""
+    print(message, file=sys.stderr)
 
 
 def _example(translator, source: str, reference: str, result) -> Example:

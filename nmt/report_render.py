@@ -30,6 +30,10 @@ PANELS = (
     ("gradient norm", ("train/grad_norm",), False),
 )
 
+# legends where train and valid measure different things: training loss is the objective
+# (label smoothing included), validation loss the plain negative log-likelihood
+LEGEND = {"train/loss": "train objective", "valid/loss": "valid NLL"}
+
 Rows = list[tuple[str, ...]]
 
 
@@ -105,7 +109,8 @@ def _curves_figure(facts: RunFacts):
 
 def _draw(ax, tag: str, curve: Curve) -> None:
     marker = "o" if tag.startswith("valid/") else None  # validations are few: show each
-    ax.plot(curve.steps, curve.values, marker=marker, markersize=3, linewidth=1.2, label=tag.split("/")[0])
+    label = LEGEND.get(tag, tag.split("/")[0])
+    ax.plot(curve.steps, curve.values, marker=marker, markersize=3, linewidth=1.2, label=label)
 
 
 def _png(fig) -> bytes:
