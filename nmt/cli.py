@@ -1,4 +1,4 @@
-"""Entry points nmt-train, nmt-translate, nmt-eval, nmt-average: parse, one library call, exit code.
+"""Entry points nmt-train, nmt-translate, nmt-eval, nmt-average, nmt-report: parse, one library call, exit code.
 
 Errors a user can fix print one line on stderr and exit with code 2. Torch is imported only
 after the arguments and config are known to be good, so mistakes fail fast.
@@ -443,3 +443,38 @@ def average_main(argv: list[str] | None = None) -> int:
         return 0
 
     return _run("nmt-average", body)
+
+
+def report_main(argv: list[str] | None = None) -> int:
+    parser = _Parser(
+        prog="nmt-report",
+        description="One self-contained HTML page (and a Markdown twin) that shows a training run.",
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="run directory written by nmt-train")
+    parser.add_argument("--output", help="HTML file (default: RUN_DIR/report.html)")
+    parser.add_argument(
+        "--markdown", help="Markdown twin (default: --output with .md); its images go to a NAME_files/ folder beside it"
+    )
+    parser.add_argument(
+        "--sentences", type=int, default=500, help="validation sentences translated for BLEU by source length (0 = all)"
+    )
+    parser.add_argument("--examples", type=int, default=3, help="validation sentences whose attention is drawn")
+    parser.add_argument("--beam", type=int, help="beam size (default: the run's decode.valid_beam_size, as in validation)")
+    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
+    args = parser.parse_args(argv)
+
+    def body() -> int:
+        check_option("--beam", "decode.beam_size", args.beam)
+        for flag, value in (("--sentences", args.sentences), ("--examples", args.examples)):
+            if value < 0:
+                raise ConfigError(f"{flag} {value}: must be an integer >= 0")
+        from nmt.report import make_report
+
+        start = time.perf_counter()
+        output = Path(args.output) if args.output else None
+        markdown = Path(args.markdown) if args.markdown else None
+        html, md = make_report(Path(args.run_dir), output, markdown, args.sentences, args.examples, args.beam, args.device)
+        print(f"nmt-report: wrote {html} and {md} in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+        return 0
+
+    return _run("nmt-report", body)

@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import logging
+import platform
 import sys
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
+
+
+def software_versions() -> str:
+    """The versions that decide a run's numbers, for its train.log (nmt-report shows them)."""
+    import sacrebleu
+    import sentencepiece
+    import torch
+
+    import nmt
+
+    packages = (("nmt", nmt), ("torch", torch), ("sentencepiece", sentencepiece), ("sacrebleu", sacrebleu))
+    return ", ".join([f"python {platform.python_version()}"] + [f"{name} {module.__version__}" for name, module in packages])
 
 
 class _TqdmHandler(logging.Handler):
@@ -47,8 +60,11 @@ class Tracker:
             from torch.utils.tensorboard import SummaryWriter
 
             # purge_step drops events a killed run wrote after its last checkpoint, so curves
-            # continue seamlessly after a resume.
-            self.writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.resume_step or None)
+            # continue seamlessly after a resume. The checkpoint's own step stays: its events were
+            # written before the checkpoint, and the resumed run does not write them again.
+            self.writer = SummaryWriter(
+                str(self.run_dir / "tensorboard"), purge_step=self.resume_step + 1 if self.resume_step else None
+            )
         return self.writer
 
     def scalars(self, values: dict[str, float], step: int) -> None:

@@ -32,7 +32,7 @@ from nmt.resume import check_ranks_agree, check_resume_config, check_resume_toke
 from nmt.sampling import epoch_counts
 from nmt.store import CorpusStore, TrainingCorpus, ensure_store, find_store, return_freed_memory
 from nmt.tokenizer import Tokenizer, build_tokenizer, file_names
-from nmt.tracking import Tracker
+from nmt.tracking import Tracker, software_versions
 from nmt.train_stats import StatsWindow, train_line, train_scalars
 from nmt.translator import check_precision
 from nmt.validation import Validator, judge
@@ -172,6 +172,7 @@ class Trainer:
         self.amp_dtype = self._amp_dtype(log)
         ranks = f", {self.dist.world_size} ranks (DDP)" if self.dist.enabled else ""
         log(f"run {self.run_dir}: device {self.device}, amp {self.amp_dtype or 'off'}{ranks}")
+        log(f"versions: {software_versions()}")
         self.tokenizer = tokenizer
         self.train_data = train_data
         self.model = Seq2Seq(cfg.model, tokenizer.src.vocab, tokenizer.tgt.vocab).to(self.device)

@@ -746,6 +746,38 @@ def average_missing_run_dir(ctx: Ctx) -> list[str]:
     return ["nmt-average", "--model", "no_such_run", "--last", "1", "--output", "avg.pt"]
 
 
+def report(*args: str) -> Callable[[Ctx], list[str]]:
+    def prepare(ctx: Ctx) -> list[str]:
+        return ["nmt-report", str(ctx.model), *args]
+
+    return prepare
+
+
+def report_without_logs(ctx: Ctx) -> list[str]:
+    write(ctx, "empty_run/notes.txt", "a directory, but no run's logs\n")
+    return ["nmt-report", "empty_run"]
+
+
+def report_on_a_file(ctx: Ctx) -> list[str]:
+    write(ctx, "run.txt", "not a directory\n")
+    return ["nmt-report", "run.txt"]
+
+
+def report_under_a_file(ctx: Ctx) -> list[str]:
+    write(ctx, "notes.txt", "a file, not a directory\n")
+    return ["nmt-report", str(ctx.model), "--output", "notes.txt/report.html"]
+
+
+def report_over_directory(ctx: Ctx) -> list[str]:
+    (ctx.tmp / "out.html").mkdir()
+    return ["nmt-report", str(ctx.model), "--output", "out.html"]
+
+
+def report_images_folder_is_a_file(ctx: Ctx) -> list[str]:
+    write(ctx, "report_files", "where the Markdown twin's images would go\n")
+    return ["nmt-report", str(ctx.model), "--output", "report.html"]
+
+
 # ---------------------------------------------------------------------------------------------
 # the catalogue
 
@@ -1490,6 +1522,56 @@ CASES = [
         average_missing_run_dir,
         expect=("no_such_run", "no checkpoints/ folder", "run directory of an nmt-train run"),
     ),
+    # nmt-report
+    Case(
+        "report-missing-run-dir",
+        lambda ctx: ["nmt-report", "no_such_run"],
+        expect=("no_such_run: no such run directory", "give the run_dir an nmt-train run wrote"),
+    ),
+    Case(
+        "report-run-dir-without-logs",
+        report_without_logs,
+        expect=("empty_run: no train.log or tensorboard/ event files", "nothing to report", "nmt-train --config"),
+    ),
+    Case("report-run-dir-is-a-file", report_on_a_file, expect=("run.txt: is a file, not a run directory",)),
+    Case(
+        "report-output-missing-dir",
+        report("--output", "missing_dir/report.html"),
+        expect=("--output missing_dir/report.html", "cannot write (directory missing_dir does not exist)"),
+    ),
+    Case(
+        "report-output-under-a-file",
+        report_under_a_file,
+        expect=("--output notes.txt/report.html", "cannot write (directory notes.txt is not a directory)"),
+    ),
+    Case(
+        "report-output-is-a-directory",
+        report_over_directory,
+        expect=("--output out.html is a directory", "give the path of a file"),
+    ),
+    Case(
+        "report-output-over-train-log",  # the run's own log, which the report reads
+        lambda ctx: ["nmt-report", str(ctx.model), "--output", str(ctx.model / "train.log")],
+        expect=("train.log is the same file as RUN_DIR", "write to another file"),
+    ),
+    Case(
+        "report-markdown-over-config",
+        lambda ctx: ["nmt-report", str(ctx.model), "--output", "r.html", "--markdown", str(ctx.model / "config.resolved.yaml")],
+        expect=("--markdown", "config.resolved.yaml is the same file as RUN_DIR", "write to another file"),
+    ),
+    Case(
+        "report-markdown-over-output",
+        report("--output", "report.md"),  # the twin's default name: --output with .md
+        expect=("--markdown report.md is the same file as --output report.md", "give each output its own file"),
+    ),
+    Case(
+        "report-images-folder-is-a-file",
+        report_images_folder_is_a_file,
+        expect=("report_files: is a file", "where the Markdown report keeps its images"),
+    ),
+    Case("report-output-stdout", report("--output", "-"), expect=("the report is files, not a stream", "--output FILE.html")),
+    Case("report-negative-sentences", report("--sentences", "-1"), expect=("--sentences -1: must be an integer >= 0",)),
+    Case("report-beam-zero", report("--beam", "0"), expect=("--beam 0: decode.beam_size",)),
 ]
 
 
