@@ -6,6 +6,7 @@
 
 Translates the source once per (beam, alpha), prints a Markdown table of BLEU (sacreBLEU, the
 model config's tokenizer and casing) and speed, then the best setting as `nmt-translate` flags.
+Several --model paths tune an ensemble of them (as `nmt-translate --model A B`).
 """
 
 from __future__ import annotations
