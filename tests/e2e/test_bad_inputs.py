@@ -628,6 +628,12 @@ def translate_over_checkpoint(ctx: Ctx) -> list[str]:
     return translate(ctx, "--input", "in.txt", "--output", str(ctx.model / "checkpoints" / "best.pt"))
 
 
+def translate_over_second_models_checkpoint(ctx: Ctx) -> list[str]:
+    shutil.copytree(ctx.model, ctx.tmp / "run2")
+    write(ctx, "in.txt", "apple river\n")
+    return translate(ctx, "run2", "--input", "in.txt", "--output", "run2/checkpoints/last.pt")  # --model RUN run2
+
+
 def translate_old_mac_file(ctx: Ctx) -> list[str]:
     write(ctx, "mac.txt", "apple river\rlamp green\rstone\r")  # CR-only line ends: one line
     return translate(ctx, "--input", "mac.txt", "--output", "out.txt")
@@ -1340,6 +1346,11 @@ CASES = [
         "translate-output-is-checkpoint",
         translate_over_checkpoint,
         expect=("checkpoints/best.pt is the same file as --model ", "write to another file"),
+    ),
+    Case(
+        "translate-ensemble-output-is-the-second-models-checkpoint",
+        translate_over_second_models_checkpoint,
+        expect=("--output run2/checkpoints/last.pt is the same file as --model run2/checkpoints/last.pt",),
     ),
     Case(
         "translate-input-is-directory",
