@@ -246,7 +246,7 @@ def _check_same_tokenizer(tokenizer: Tokenizer, path: str | Path, first: Tokeniz
 
 
 def _step(decoders: list[AttentionDecoder], prev: torch.Tensor, states: list):
-    """One step of every model: prev [N] -> the log of the models' mean next-token probabilities
+    """One step of each of the M models: prev [N] -> the log of their mean next-token probabilities
     [N, V] (fp32), their next states, and the first model's attention weights [N, S].
 
     The ensemble's distribution is the mixture (1/M) sum_m p_m, taken in log space as
