@@ -189,15 +189,22 @@ def _check_paths(inputs: dict, outputs: dict) -> None:
     check_paths(inputs, outputs)
 
 
-def _model_files(model: str | None) -> list:
+def _model_files(models: str | list[str] | None) -> list:
+    """The checkpoint files --model may load: of one run directory or checkpoint, or of an ensemble's."""
     from nmt.paths import checkpoint_files
 
-    return checkpoint_files(model) if model else []
+    names = [models] if isinstance(models, str) else models or []
+    return [path for name in names for path in checkpoint_files(name)]
 
 
 def translate_main(argv: list[str] | None = None) -> int:
     parser = _Parser(prog="nmt-translate", description="Translate raw text with a trained model.")
-    parser.add_argument("--model", required=True, help="run directory or checkpoint file")
+    parser.add_argument(
+        "--model",
+        required=True,
+        nargs="+",
+        help="run directory or checkpoint file; several: an ensemble (they must share their sentencepiece models)",
+    )
     parser.add_argument("--checkpoint", choices=["best", "last"], default="best", help="which checkpoint of a run directory")
     parser.add_argument(
         "--input", default="-", help="input file (UTF-8, one sentence per line, may be .gz); - = stdin, translated as it arrives"
@@ -237,7 +244,7 @@ def translate_main(argv: list[str] | None = None) -> int:
         from nmt.translator import Translator
 
         start = time.perf_counter()
-        translator = Translator.from_checkpoint(resolve_checkpoint(args.model, args.checkpoint), args.device)
+        translator = Translator.from_checkpoint([resolve_checkpoint(m, args.checkpoint) for m in args.model], args.device)
         loaded = time.perf_counter()
         decode = {
             "beam_size": args.beam,
@@ -349,7 +356,9 @@ def eval_main(argv: list[str] | None = None) -> int:
     parser = _Parser(prog="nmt-eval", description="Score translations with sacrebleu (BLEU, chrF, TER).")
     parser.add_argument("--hyp", help="hypothesis file (detokenized text)")
     parser.add_argument("--ref", nargs="+", required=True, help="reference file(s)")
-    parser.add_argument("--model", help="run directory or checkpoint: translate --src first, then score")
+    parser.add_argument(
+        "--model", nargs="+", help="run directory or checkpoint (several: an ensemble): translate --src first, then score"
+    )
     parser.add_argument("--src", help="source file: translated with --model; with --hyp, used for the length buckets")
     parser.add_argument("--beam", type=int, help="beam size with --model")
     parser.add_argument("--compare", metavar="OTHER_HYP", help="paired bootstrap test against another system's output")
@@ -407,7 +416,8 @@ def eval_main(argv: list[str] | None = None) -> int:
             from nmt.checkpoint import resolve_checkpoint
             from nmt.translator import Translator
 
-            hyps = Translator.from_checkpoint(resolve_checkpoint(args.model)).translate(sources, beam_size=args.beam)
+            translator = Translator.from_checkpoint([resolve_checkpoint(m) for m in args.model])
+            hyps = translator.translate(sources, beam_size=args.beam)
         refs = [lines for _, lines in named[: len(args.ref)]]
         report = evaluate(hyps, refs, args.metrics, args.tokenize, args.lowercase, sources, compare)
         print(report.to_text())

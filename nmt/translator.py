@@ -1,14 +1,16 @@
 """Translator: raw lines -> tokenize -> length-sorted batches -> search -> detokenize -> input order.
 
 The same object serves `nmt-translate`, `nmt-eval --model` and validation BLEU during training,
-so all three decode and detokenize identically.
+so all three decode and detokenize identically. It holds one model or an ensemble: several
+models sharing their sentencepiece models, searched as one (see `_step`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
@@ -50,35 +52,39 @@ class Translation:
 
 
 class Translator:
-    def __init__(self, model: Seq2Seq, tokenizer: Tokenizer, config: Config, device: torch.device) -> None:
-        self.model = model.eval()
+    def __init__(self, model: Seq2Seq | Sequence[Seq2Seq], tokenizer: Tokenizer, config: Config, device: torch.device) -> None:
+        """`model`: one model, or the models of an ensemble (all of them use `tokenizer`)."""
+        self.models = [m.eval() for m in ([model] if isinstance(model, Seq2Seq) else model)]
         self.tokenizer = tokenizer
         self.config = config
         self.device = device
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | None = None) -> Translator:
-        """Rebuild model, tokenizer and config from one checkpoint file."""
-        try:
-            device_ = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        except RuntimeError:
-            raise ConfigError(f"--device {device!r}: not a device; use cpu, cuda or cuda:N") from None
-        if device_.type == "cuda" and (device_.index or 0) >= torch.cuda.device_count():
-            raise ConfigError(f"--device {device}: no such CUDA GPU on this machine ({torch.cuda.device_count()} found); use cpu")
-        ckpt = load_checkpoint(path)
-        config = config_from_dict(ckpt["config"], f"{path} (stored config)")
-        tokenizer = Tokenizer.from_protos(ckpt["tokenizer"], str(path))
-        model = Seq2Seq(config.model, tokenizer.src.vocab, tokenizer.tgt.vocab)
-        try:
-            model.load_state_dict(ckpt["model"])
-        except RuntimeError as err:
-            raise CheckpointError(f"{path}: weights do not match the stored config ({brief(err)})") from None
-        return cls(model.to(device_), tokenizer, config, device_)
+    def from_checkpoint(cls, path: str | Path | Sequence[str | Path], device: str | None = None) -> Translator:
+        """Rebuild model, tokenizer and config from one checkpoint file, or an ensemble from several.
+
+        An ensemble's checkpoints must hold the same source and target sentencepiece models: the
+        source is encoded once for all of them and their outputs index one target vocabulary.
+        The first checkpoint's config sets the decode defaults and data.max_len.
+        """
+        paths = [path] if isinstance(path, str | Path) else list(path)
+        device_ = _device(device)
+        models, configs, tokenizers = [], [], []
+        for path_ in paths:
+            ckpt = load_checkpoint(path_)
+            configs.append(config_from_dict(ckpt["config"], f"{path_} (stored config)"))
+            tokenizers.append(Tokenizer.from_protos(ckpt["tokenizer"], str(path_)))
+            _check_same_tokenizer(tokenizers[-1], path_, tokenizers[0], paths[0])  # before a mismatch's weights load
+            models.append(_load_model(ckpt, configs[-1], tokenizers[-1], path_).to(device_))
+        return cls(models, tokenizers[0], configs[0], device_)
 
     @classmethod
-    def from_run_dir(cls, run_dir: str | Path, which: str = "best", device: str | None = None) -> Translator:
-        """Load a run directory's best (or last) checkpoint."""
-        return cls.from_checkpoint(resolve_checkpoint(run_dir, which), device)
+    def from_run_dir(
+        cls, run_dir: str | Path | Sequence[str | Path], which: str = "best", device: str | None = None
+    ) -> Translator:
+        """Load a run directory's best (or last) checkpoint; several run directories: an ensemble."""
+        dirs = [run_dir] if isinstance(run_dir, str | Path) else run_dir
+        return cls.from_checkpoint([resolve_checkpoint(d, which) for d in dirs], device)
 
     def decode_config(self, **overrides: Any) -> DecodeConfig:
         """The config's `decode` section with `overrides` (beam_size=..., nbest=...), validated."""
@@ -146,32 +152,34 @@ class Translator:
     ) -> list[list[Hypothesis]]:
         """Search every source id list (no bos/eos); an empty source gets no hypotheses."""
         budget = max(1, options.max_tokens // options.beam_size)
-        decoder = self._search_decoder(options)
+        decoders = self._search_decoders(options)
         results: list[list[Hypothesis]] = [[] for _ in src_ids]
         todo = [i for i, ids in enumerate(src_ids) if ids]
         costs = [len(src_ids[i]) + 1 for i in todo]
         for batch in make_batches(costs, budget):
             indices = [todo[j] for j in batch]
-            found = self._search_batch(decoder, [src_ids[i] for i in indices], options, return_attention)
+            found = self._search_batch(decoders, [src_ids[i] for i in indices], options, return_attention)
             for index, hyps in zip(indices, found):
                 results[index] = hyps
             if progress is not None:
                 progress(len(indices))
         return results
 
-    def _search_decoder(self, options: DecodeConfig) -> AttentionDecoder:
-        """The model's decoder, or for int8 search an int8 copy of it (made per call: during
+    def _search_decoders(self, options: DecodeConfig) -> list[AttentionDecoder]:
+        """The models' decoders, or for int8 search int8 copies of them (made per call: during
         training the weights change between validations). Checks the precision once per search."""
         check_precision(options.amp, self.device)
-        return int8_decoder(self.model.decoder) if options.amp == "int8" else self.model.decoder
+        return [int8_decoder(m.decoder) if options.amp == "int8" else m.decoder for m in self.models]
 
     def _search_batch(
-        self, decoder: AttentionDecoder, seqs: list[list[int]], options: DecodeConfig, return_attention: bool
+        self, decoders: list[AttentionDecoder], seqs: list[list[int]], options: DecodeConfig, return_attention: bool
     ) -> list[list[Hypothesis]]:
         src_vocab, tgt_vocab = self.tokenizer.src.vocab, self.tokenizer.tgt.vocab
         src, src_lens = pad_source(seqs, src_vocab.pad, src_vocab.eos)  # [B, S], [B]
+        src = src.to(self.device)
         with self._autocast(options):
-            memory, state = self.model.encode(src.to(self.device), src_lens)
+            encoded = [model.encode(src, src_lens) for model in self.models]
+        states = [(state, memory) for memory, state in encoded]  # per model, as `_step` reads them
         max_lens = (options.max_len_a * (src_lens - 1) + options.max_len_b).long().clamp(min=1).to(self.device)  # [B]
         common = {
             "bos": tgt_vocab.bos,
@@ -181,15 +189,15 @@ class Translator:
             "forbid": () if options.allow_unk else (tgt_vocab.unk,),
             "return_attention": return_attention,
         }
-        reorder = partial(_reorder, group=options.beam_size)
-        step = partial(_step, decoder)
+        reorder = partial(_reorder_models, group=options.beam_size)
+        step = partial(_step, decoders)
         with self._autocast(options):
             if options.beam_size == 1:
-                return [[h] for h in greedy_search(step, reorder, (state, memory), **common)]
+                return [[h] for h in greedy_search(step, reorder, states, **common)]
             return beam_search(
                 step,
                 reorder,
-                (state, memory),
+                states,
                 beam_size=options.beam_size,
                 nbest=options.nbest,
                 alpha=options.length_penalty,
@@ -204,10 +212,62 @@ class Translator:
         return torch.autocast(device_type=self.device.type, dtype=torch.float16 if options.amp == "fp16" else torch.bfloat16)
 
 
-def _step(decoder: AttentionDecoder, prev: torch.Tensor, state):
-    dec_state, memory = state
-    logits, dec_state, attn = decoder.step(prev, dec_state, memory)  # [N, V], [N, S]
-    return torch.log_softmax(logits, dim=-1, dtype=torch.float32), (dec_state, memory), attn  # fp32 without a cast pass
+def _device(name: str | None) -> torch.device:
+    """--device as a torch device (default: cuda if available); ConfigError for one this machine lacks."""
+    try:
+        device = torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
+    except RuntimeError:
+        raise ConfigError(f"--device {name!r}: not a device; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(f"--device {name}: no such CUDA GPU on this machine ({torch.cuda.device_count()} found); use cpu")
+    return device
+
+
+def _load_model(ckpt: dict[str, Any], config: Config, tokenizer: Tokenizer, path: str | Path) -> Seq2Seq:
+    """The model of a loaded checkpoint, built from its stored config and vocabularies."""
+    model = Seq2Seq(config.model, tokenizer.src.vocab, tokenizer.tgt.vocab)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: weights do not match the stored config ({brief(err)})") from None
+    return model
+
+
+def _check_same_tokenizer(tokenizer: Tokenizer, path: str | Path, first: Tokenizer, first_path: str | Path) -> None:
+    """CheckpointError unless an ensemble member's sentencepiece models are the first member's, byte for
+    byte (a retrained model may cut the same text into other pieces or number them differently)."""
+    for side, mine, theirs in (("target", tokenizer.tgt, first.tgt), ("source", tokenizer.src, first.src)):
+        if mine.proto != theirs.proto:
+            raise CheckpointError(
+                f"{path}: its {side} sentencepiece model differs from that of {first_path}; the models of an "
+                "ensemble must share theirs (train them all with the same tokenizer.model_file, or "
+                "tokenizer.src_model_file and tgt_model_file)"
+            )
+
+
+def _step(decoders: list[AttentionDecoder], prev: torch.Tensor, states: list):
+    """One step of each of the M models: prev [N] -> the log of their mean next-token probabilities
+    [N, V] (fp32), their next states, and the first model's attention weights [N, S].
+
+    The ensemble's distribution is the mixture (1/M) sum_m p_m, taken in log space as
+    logsumexp_m(log p_m) - log M (fairseq's rule). Unlike the mean of the log-probs (a product of
+    the models' distributions) it sums to one, so hypothesis scores stay log-probabilities, and a
+    token one model rules out is not vetoed when another finds it likely.
+    """
+    outputs = [decoder.step(prev, dec_state, memory) for decoder, (dec_state, memory) in zip(decoders, states)]
+    logits = [out[0] for out in outputs]  # M x [N, V]
+    if len(logits) == 1:  # one model: its own log-probs, without the mixture's passes over [N, V]
+        log_probs = torch.log_softmax(logits[0], dim=-1, dtype=torch.float32)  # fp32 without a cast pass
+    else:
+        log_probs = torch.log_softmax(torch.stack(logits), dim=-1, dtype=torch.float32)  # [M, N, V]
+        log_probs = log_probs.logsumexp(dim=0) - math.log(len(logits))
+    next_states = [(dec_state, memory) for (_, dec_state, _), (_, memory) in zip(outputs, states)]
+    return log_probs, next_states, outputs[0][2]
+
+
+def _reorder_models(states: list, rows: torch.Tensor, group: int) -> list:
+    """Select rows [N'] of every model's state (see `_reorder`)."""
+    return [_reorder(state, rows, group) for state in states]
 
 
 def _reorder(state, rows: torch.Tensor, group: int):

@@ -6,6 +6,7 @@
 
 Translates the source once per (beam, alpha), prints a Markdown table of BLEU (sacreBLEU, the
 model config's tokenizer and casing) and speed, then the best setting as `nmt-translate` flags.
+Several --model paths tune an ensemble of them (as `nmt-translate --model A B`).
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ def read_text(path: str, option: str) -> tuple[list[str], ReadReport]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="run directory (its best checkpoint) or checkpoint file")
+    parser.add_argument(
+        "--model", required=True, nargs="+", help="run directory (its best checkpoint) or checkpoint file; several: an ensemble"
+    )
     parser.add_argument("--src", required=True, help="validation source (plain or .gz)")
     parser.add_argument("--ref", required=True, help="validation reference")
     parser.add_argument("--beams", type=int, nargs="+", default=[5, 10])
@@ -71,7 +74,7 @@ def main() -> int:
             raise NmtError(f"{args.src} has {len(src)} lines but {args.ref} has {len(ref)}; they must match line by line{hint}")
         for warning in src_report.warnings(args.src) + ref_report.warnings(args.ref):
             print(warning, file=sys.stderr)
-        translator = Translator.from_checkpoint(resolve_checkpoint(args.model), args.device)
+        translator = Translator.from_checkpoint([resolve_checkpoint(m) for m in args.model], args.device)
         rows = tune(translator, src, ref, args.beams, args.alphas, args.amp)
     except NmtError as err:
         print(f"tune_decoding: error: {err}", file=sys.stderr)
@@ -82,7 +85,7 @@ def main() -> int:
     best = max(rows, key=lambda row: row["bleu"])
     print(f"\nbest on {args.src}: BLEU {best['bleu']:.2f} ({best['signature']})")
     amp = "" if args.amp == "off" else f" --amp {args.amp}"  # the flags must reproduce the tuned search
-    print(f"nmt-translate --model {args.model} --beam {best['beam']} --length-penalty {best['alpha']:g}{amp}")
+    print(f"nmt-translate --model {' '.join(args.model)} --beam {best['beam']} --length-penalty {best['alpha']:g}{amp}")
     return 0
 
 

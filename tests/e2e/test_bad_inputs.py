@@ -422,6 +422,36 @@ def eval_with_newer_checkpoint(ctx: Ctx) -> list[str]:
     return ["nmt-eval", "--model", "newer.pt", "--src", "src.txt", "--ref", "ref.txt"]
 
 
+def ensemble_with_other_vocabulary(side: str, prog: str) -> Callable[[Ctx], list[str]]:
+    """The module's model and a copy of it whose `side` ('src' or 'tgt') sentencepiece model is another."""
+
+    def prepare(ctx: Ctx) -> list[str]:
+        import torch
+
+        state = torch.load(ctx.model / "checkpoints" / "best.pt", weights_only=True)
+        joint = state["tokenizer"]["joint"]
+        torch.save({**state, "tokenizer": {"src": joint, "tgt": joint, side: other_sentencepiece_model()}}, ctx.tmp / "other.pt")
+        write(ctx, "src.txt", text(toy_lines(ctx, "test", "src", 3)))
+        if prog == "nmt-eval":
+            write(ctx, "ref.txt", text(toy_lines(ctx, "test", "tgt", 3)))
+            return ["nmt-eval", "--model", str(ctx.model), "other.pt", "--src", "src.txt", "--ref", "ref.txt"]
+        return ["nmt-translate", "--model", str(ctx.model), "other.pt", "--input", "src.txt", "--output", existing_output(ctx)]
+
+    return prepare
+
+
+def ensemble_of_a_model_with_itself(ctx: Ctx) -> list[str]:
+    write(ctx, "in.txt", text(toy_lines(ctx, "test", "src", 3)))
+    return ["nmt-translate", "--model", str(ctx.model), str(ctx.model), "--input", "in.txt", "--output", "out.txt"]
+
+
+def check_translated_as_the_model(ctx: Ctx, result: subprocess.CompletedProcess) -> None:
+    from nmt import Translator
+
+    alone = Translator.from_run_dir(ctx.model, device="cpu").translate(toy_lines(ctx, "test", "src", 3))
+    assert (ctx.tmp / "out.txt").read_text(encoding="utf-8").splitlines() == alone
+
+
 def average_incomplete_checkpoints(ctx: Ctx) -> list[str]:
     import torch
 
@@ -596,6 +626,12 @@ def translate_with(*args: str) -> Callable[[Ctx], list[str]]:
 def translate_over_checkpoint(ctx: Ctx) -> list[str]:
     write(ctx, "in.txt", "apple river\n")
     return translate(ctx, "--input", "in.txt", "--output", str(ctx.model / "checkpoints" / "best.pt"))
+
+
+def translate_over_second_models_checkpoint(ctx: Ctx) -> list[str]:
+    shutil.copytree(ctx.model, ctx.tmp / "run2")
+    write(ctx, "in.txt", "apple river\n")
+    return translate(ctx, "run2", "--input", "in.txt", "--output", "run2/checkpoints/last.pt")  # --model RUN run2
 
 
 def translate_old_mac_file(ctx: Ctx) -> list[str]:
@@ -1196,6 +1232,28 @@ CASES = [
         expect=("newer.pt: checkpoint format 'nmt-checkpoint-v7'", "this one reads 'nmt-checkpoint-v1'", "use the nmt version"),
     ),
     Case(
+        "ensemble-target-vocabularies-differ",
+        ensemble_with_other_vocabulary("tgt", "nmt-translate"),
+        expect=("other.pt: its target sentencepiece model differs from that of ", "checkpoints/best.pt", "must share"),
+    ),
+    Case(
+        "eval-ensemble-source-vocabularies-differ",
+        ensemble_with_other_vocabulary("src", "nmt-eval"),
+        expect=("other.pt: its source sentencepiece model differs from that of ", "checkpoints/best.pt", "tokenizer.model_file"),
+    ),
+    Case(
+        "ensemble-missing-second-model",
+        translate_with("no_such_run", "--input", "in.txt", "--output", "out.txt"),  # --model RUN no_such_run
+        expect=("no_such_run: no checkpoint found", "a .pt file or a run directory"),
+    ),
+    Case(
+        "ensemble-of-a-model-with-itself",
+        ensemble_of_a_model_with_itself,
+        code=0,
+        expect=("nmt-translate: 3 sentences",),
+        check=check_translated_as_the_model,
+    ),
+    Case(
         "average-incomplete-checkpoints",
         average_incomplete_checkpoints,
         expect=("step_00000060.pt: incomplete nmt checkpoint (no 'model')", "pass a complete checkpoint"),
@@ -1320,6 +1378,11 @@ CASES = [
         "translate-output-is-checkpoint",
         translate_over_checkpoint,
         expect=("checkpoints/best.pt is the same file as --model ", "write to another file"),
+    ),
+    Case(
+        "translate-ensemble-output-is-the-second-models-checkpoint",
+        translate_over_second_models_checkpoint,
+        expect=("--output run2/checkpoints/last.pt is the same file as --model run2/checkpoints/last.pt",),
     ),
     Case(
         "translate-input-is-directory",
