@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
-import itertools
 import json
 import os
 import shutil
@@ -35,7 +34,7 @@ from nmt.data import FilterReport, filter_pairs, iter_corpus, load_hf
 from nmt.errors import DataError
 
 if TYPE_CHECKING:
-    from nmt.tokenizer import SideTokenizer, Tokenizer
+    from nmt.tokenizer import Tokenizer
 
 STORE_FORMAT = "nmt-store-v1"
 META = "meta.json"
@@ -228,10 +227,11 @@ def _build(corpus: CorpusConfig, name: str, tokenizer: Tokenizer, root: Path, pa
         handles = {side: open(tmp / f"{side}.ids", "wb") for side in sides}
         try:
             with tqdm(desc=f"encoding {name}", unit=" pairs", unit_scale=True, mininterval=1.0, disable=None) as bar:
-                for pair in iter_corpus(corpus, name, log):
-                    for (side, tok), lines in zip(sides.items(), pair):
-                        _encode_into(tok, lines, dtype, handles[side], lengths[side])
-                    bar.update(len(pair[0]))
+                for pairs, encoded in tokenizer.encode_corpus(iter_corpus(corpus, name, log), dtype):
+                    for side, (counts, ids) in zip(sides, encoded):
+                        ids.tofile(handles[side])
+                        lengths[side].append(counts)
+                    bar.update(pairs)
             for handle in handles.values():
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -259,14 +259,6 @@ def _build(corpus: CorpusConfig, name: str, tokenizer: Tokenizer, root: Path, pa
     log(
         f"{name}: encoded {pairs:,} pairs in {seconds:.0f} s ({pairs / max(seconds, 1e-9):,.0f} pairs/s), {np.dtype(dtype).name} ids"
     )
-
-
-def _encode_into(tok: SideTokenizer, lines: list[str], dtype, handle, lengths: list[np.ndarray]) -> None:
-    """Append the ids of `lines` to the open ids file and their lengths to `lengths`."""
-    ids = tok.encode(lines)  # sentencepiece encodes a batch on all cores
-    counts = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-    np.fromiter(itertools.chain.from_iterable(ids), dtype=dtype, count=int(counts.sum())).tofile(handle)
-    lengths.append(counts)
 
 
 def _write_array(path: Path, array: np.ndarray) -> None:
