@@ -248,7 +248,9 @@ def _encode_in_workers(protos: dict[str, bytes], chunks: Iterator, dtype, worker
     pending: collections.deque[tuple[int, list[Future]]] = collections.deque()
     try:
         for chunk in chunks:
-            pending.append((len(chunk[0]), [pool.submit(_encode_side, side, lines, dtype) for side, lines in zip(("src", "tgt"), chunk)]))
+            pending.append(
+                (len(chunk[0]), [pool.submit(_encode_side, side, lines, dtype) for side, lines in zip(("src", "tgt"), chunk)])
+            )
             if len(pending) > workers:
                 yield _done(*pending.popleft())
         while pending:
