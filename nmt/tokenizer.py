@@ -138,11 +138,12 @@ class Tokenizer:
         first = list(itertools.islice(chunks, 2))
         chunks = itertools.chain(first, chunks)
         workers = os.cpu_count() or 1
-        if len(first) < 2 or workers == 1 or self.src.words is None or self.tgt.words is None:
+        forks = "fork" in multiprocessing.get_all_start_methods()
+        if len(first) < 2 or workers == 1 or not forks or self.src.words is None or self.tgt.words is None:
             for chunk in chunks:
                 yield len(chunk[0]), [side.encode_flat(lines, dtype) for side, lines in zip((self.src, self.tgt), chunk)]
         else:
-            yield from _encode_in_workers(self.protos(), chunks, dtype, workers)
+            yield from _encode_in_workers(self, chunks, dtype, workers)
 
     def files(self) -> dict[str, bytes]:
         """The run directory's model files: name -> serialized model."""
@@ -241,17 +242,21 @@ def _load_file(path: Path) -> SideTokenizer:
     return SideTokenizer(proto, str(path))
 
 
-def _encode_in_workers(protos: dict[str, bytes], chunks: Iterator, dtype, workers: int) -> Iterator[tuple[int, list]]:
-    """`Tokenizer.encode_corpus` in worker processes; one chunk a worker waits at most, so memory stays flat."""
-    context = multiprocessing.get_context("spawn")  # never fork a process that may be running threads
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(protos,))
+def _encode_in_workers(tokenizer: Tokenizer, chunks: Iterator, dtype, workers: int) -> Iterator[tuple[int, list]]:
+    """`Tokenizer.encode_corpus` in worker processes. A chunk is two tasks (its sides): about one task a
+    worker runs while one more chunk waits, so memory stays flat.
+
+    Forked, not spawned: a spawned worker imports the parent's main script again (a script without
+    a `__main__` guard would run again), and the workers inherit the tokenizer instead of loading it.
+    """
+    context = multiprocessing.get_context("fork")
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(tokenizer,))
     pending: collections.deque[tuple[int, list[Future]]] = collections.deque()
     try:
         for chunk in chunks:
-            pending.append(
-                (len(chunk[0]), [pool.submit(_encode_side, side, lines, dtype) for side, lines in zip(("src", "tgt"), chunk)])
-            )
-            if len(pending) > workers:
+            futures = [pool.submit(_encode_side, side, lines, dtype) for side, lines in zip(("src", "tgt"), chunk)]
+            pending.append((len(chunk[0]), futures))
+            if len(pending) > workers // 2:
                 yield _done(*pending.popleft())
         while pending:
             yield _done(*pending.popleft())
@@ -264,9 +269,9 @@ def _encode_in_workers(protos: dict[str, bytes], chunks: Iterator, dtype, worker
 _WORKER: list[Tokenizer] = []  # the tokenizer of an encoding worker process
 
 
-def _start_worker(protos: dict[str, bytes]) -> None:
+def _start_worker(tokenizer: Tokenizer) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the pool
-    _WORKER.append(Tokenizer.from_protos(protos, "encoding worker"))
+    _WORKER.append(tokenizer)
 
 
 def _encode_side(side: str, lines: list[str], dtype) -> tuple[np.ndarray, np.ndarray]:

@@ -124,6 +124,18 @@ def test_a_store_encoded_in_chunks_by_workers_equals_one_chunk(corpus, tokenizer
         assert chunked.data[side].tolist() == whole.data[side].tolist()
 
 
+@pytest.mark.skipif((os.cpu_count() or 1) == 1, reason="one core: no worker processes")
+def test_a_worker_that_dies_is_one_error_not_a_hang(corpus, tokenizer, tmp_path, monkeypatch):
+    import nmt.store
+    from nmt.tokenizer import SideTokenizer
+
+    monkeypatch.setattr(nmt.store, "iter_corpus", functools.partial(iter_corpus, chunk=700))
+    monkeypatch.setattr(SideTokenizer, "encode_flat", lambda *args: os._exit(3))  # in the forked workers
+    with pytest.raises(DataError, match="a corpus encoding worker process died"):
+        build(corpus, tokenizer, tmp_path)
+    assert list(tmp_path.iterdir()) == [] and multiprocessing.active_children() == []
+
+
 def test_a_store_left_by_a_killed_process_is_removed_and_rebuilt(corpus, tokenizer, tmp_path):
     path, _ = build(corpus, tokenizer, tmp_path)
     stale = tmp_path / f".{path.name}.tmp999999999"  # a SIGKILLed build: no handler ran, no such process
