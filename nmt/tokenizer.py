@@ -131,19 +131,16 @@ class Tokenizer:
     def encode_corpus(self, chunks: Iterable[tuple[list[str], list[str]]], dtype) -> Iterator[tuple[int, list]]:
         """Per chunk of pairs, in order: its size and `encode_flat` of its source and target lines.
 
-        The word cache is a Python loop on one core, so with it a corpus of several chunks goes
-        to one worker process per core; without it sentencepiece's own threads use the cores.
+        The word cache is a Python loop on one core, so with it the chunks go to one worker
+        process per core; without it sentencepiece's own threads use the cores.
         """
-        chunks = iter(chunks)
-        first = list(itertools.islice(chunks, 2))
-        chunks = itertools.chain(first, chunks)
         workers = os.cpu_count() or 1
         forks = "fork" in multiprocessing.get_all_start_methods()
-        if len(first) < 2 or workers == 1 or not forks or self.src.words is None or self.tgt.words is None:
-            for chunk in chunks:
-                yield len(chunk[0]), [side.encode_flat(lines, dtype) for side, lines in zip((self.src, self.tgt), chunk)]
-        else:
+        if workers > 1 and forks and self.src.words is not None and self.tgt.words is not None:
             yield from _encode_in_workers(self, chunks, dtype, workers)
+            return
+        for chunk in chunks:
+            yield len(chunk[0]), [side.encode_flat(lines, dtype) for side, lines in zip((self.src, self.tgt), chunk)]
 
     def files(self) -> dict[str, bytes]:
         """The run directory's model files: name -> serialized model."""
@@ -242,7 +239,7 @@ def _load_file(path: Path) -> SideTokenizer:
     return SideTokenizer(proto, str(path))
 
 
-def _encode_in_workers(tokenizer: Tokenizer, chunks: Iterator, dtype, workers: int) -> Iterator[tuple[int, list]]:
+def _encode_in_workers(tokenizer: Tokenizer, chunks: Iterable, dtype, workers: int) -> Iterator[tuple[int, list]]:
     """`Tokenizer.encode_corpus` in worker processes. A chunk is two tasks (its sides): about one task a
     worker runs while one more chunk waits, so memory stays flat.
 
@@ -251,6 +248,7 @@ def _encode_in_workers(tokenizer: Tokenizer, chunks: Iterator, dtype, workers: i
     """
     context = multiprocessing.get_context("fork")
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(tokenizer,))
+    pool.submit(int)  # forks the workers now: the pages of a chunk read before would stay in their memory
     pending: collections.deque[tuple[int, list[Future]]] = collections.deque()
     try:
         for chunk in chunks:
