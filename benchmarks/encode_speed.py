@@ -58,20 +58,20 @@ def table(model: Path, paths: list[Path]) -> None:
     print("|---|---|---|---|---|---|---|")
     for path in paths:
         side = SideTokenizer(model.read_bytes(), str(model))
-        if side.words is None:
+        if side.word_cache is None:
             print(f"| {path.name} | | | | | (model not decomposable: sentencepiece is used) | |")
             continue
         lines = read_lines(path)
         whole, ref = timed_rate(side.encode, lines)
         misses = 0
 
-        def counted(word: str, add=side.words._add) -> tuple[int, ...]:
+        def counted(word: str, add=side.word_cache._add) -> tuple[int, ...]:
             nonlocal misses
             misses += 1
             return add(word)
 
-        side.words._add = counted
-        cached, got = timed_rate(side.words.encode, lines)
+        side.word_cache._add = counted
+        cached, got = timed_rate(side.word_cache.encode, lines)
         words = sum(len(line.split()) for line in lines)
         types = len({word for line in lines for word in line.split()})
         same = [list(itertools.chain.from_iterable(ids)) for ids in ref] == [flat for _, flat in got]

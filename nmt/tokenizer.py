@@ -79,18 +79,18 @@ class SideTokenizer:
         return self.sp.encode(lines, out_type=int)
 
     @functools.cached_property
-    def words(self) -> WordCache | None:
+    def word_cache(self) -> WordCache | None:
         """The exact word-cache encoder where this model allows one (see WordCache)."""
         return WordCache.for_model(self.sp, self.proto)
 
     def encode_flat(self, lines: list[str], dtype) -> tuple[np.ndarray, np.ndarray]:
         """`encode` in the store's layout: int64 piece count per line, and all ids concatenated as `dtype`."""
-        if self.words is None:
+        if self.word_cache is None:
             ids = self.encode(lines)  # sentencepiece encodes a batch on all cores
             counts = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
             flat = itertools.chain.from_iterable(ids)
         else:
-            counts, flat = self.words.encode(lines)
+            counts, flat = self.word_cache.encode(lines)
             counts = np.asarray(counts, dtype=np.int64)
         return counts, np.fromiter(flat, dtype=dtype, count=int(counts.sum()))
 
@@ -134,9 +134,9 @@ class Tokenizer:
         The word cache is a Python loop on one core, so with it the chunks go to one worker
         process per core; without it sentencepiece's own threads use the cores.
         """
-        workers = os.cpu_count() or 1
+        workers = min(_cores(), _MAX_WORKERS)
         forks = "fork" in multiprocessing.get_all_start_methods()
-        if workers > 1 and forks and self.src.words is not None and self.tgt.words is not None:
+        if workers > 1 and forks and self.src.word_cache is not None and self.tgt.word_cache is not None:
             yield from _encode_in_workers(self, chunks, dtype, workers)
             return
         for chunk in chunks:
@@ -264,6 +264,12 @@ def _encode_in_workers(tokenizer: Tokenizer, chunks: Iterable, dtype, workers: i
         pool.shutdown(cancel_futures=True)
 
 
+def _cores() -> int:
+    """The cores this process may run on (`taskset`, cgroup cpusets), where the OS says."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+_MAX_WORKERS = 8  # more would wait for the one process that reads the corpus, each with its own cache
 _WORKER: list[Tokenizer] = []  # the tokenizer of an encoding worker process
 
 
@@ -307,7 +313,8 @@ class WordCache:
       piece, so no run spans two words. Unused pieces are refused: their resegmentation table is
       shared by the whole line.
     Unigram models are refused: their Viterbi adds float scores along the whole line, so a near
-    tie inside a word can fall the other way after a long prefix.
+    tie inside a word can fall the other way after a long prefix (one line of Multi30k's 116,000
+    does, with an 8k or a 16k model).
     """
 
     def __init__(self, sp: spm.SentencePieceProcessor, plain: spm.SentencePieceProcessor) -> None:
@@ -323,7 +330,7 @@ class WordCache:
                 return None
             plain = spm.SentencePieceProcessor()
             plain.LoadFromSerializedProto(_identity_normalizer(proto))
-        except (ValueError, IndexError, RuntimeError, OSError):  # an odd proto, a self-test that fails unnormalized
+        except (ValueError, IndexError, RuntimeError, OSError):  # a proto this reader or sentencepiece cannot take
             return None
         return cls(sp, plain)
 

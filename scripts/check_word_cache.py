@@ -32,9 +32,9 @@ MODELS = {
 
 
 def check(side: SideTokenizer, lines: list[str]) -> str:
-    if side.words is None:
+    if side.word_cache is None:
         return "falls back to sentencepiece (not decomposable)"
-    counts, flat = side.words.encode(lines)
+    counts, flat = side.word_cache.encode(lines)
     expected = side.sp.encode(lines, out_type=int)
     start = 0
     for line, count, ids in zip(lines, counts, expected):

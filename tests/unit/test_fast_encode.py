@@ -101,7 +101,7 @@ def test_same_ids_as_sentencepiece_on_real_and_adversarial_lines(models, sample,
     side = models[name]
     expect_cache = SPECS[name][1]
     inner_marker = any(MARK in side.sp.id_to_piece(i)[1:] for i in range(side.sp.get_piece_size()))
-    assert (side.words is not None) == (expect_cache if expect_cache is not None else not inner_marker)
+    assert (side.word_cache is not None) == (expect_cache if expect_cache is not None else not inner_marker)
     assert_same_ids(side, sample + ADVERSARIAL)
     for line in ADVERSARIAL:  # alone too: a line's start and end are contexts of their own
         assert_same_ids(side, [line])
@@ -111,7 +111,7 @@ def test_the_word_cache_starts_afresh_when_full_and_still_gives_the_same_ids(mod
     monkeypatch.setattr(nmt.tokenizer, "_WORD_CACHE_SIZE", 7)
     side = SideTokenizer(models["bpe"].proto, "bpe")
     assert_same_ids(side, sample[:500])
-    assert len(side.words.words) <= 7
+    assert len(side.word_cache.words) <= 7
 
 
 def field(number: int, payload: bytes) -> bytes:
@@ -124,10 +124,10 @@ def test_the_unnormalized_copy_changes_nothing_but_the_normalizer_and_drops_the_
     text = "Ein  Hund\u00a0läuft"
     sample_field = field(1, field(1, text.encode()) + field(2, " ".join(bpe.sp.encode(text, out_type=str)).encode()))
     side = SideTokenizer(bpe.proto + field(4, sample_field), "with a self-test")
-    assert side.words is not None  # sentencepiece versions that run the self-test at load would fail it unnormalized
+    assert side.word_cache is not None  # sentencepiece versions that run the self-test at load would fail it unnormalized
     assert_same_ids(side, sample[:200] + ADVERSARIAL)
     for line in ADVERSARIAL:
-        assert side.words.plain.normalize(line) == line
+        assert side.word_cache.plain.normalize(line) == line
     pb = pytest.importorskip("sentencepiece.sentencepiece_model_pb2")
     original, plain = pb.ModelProto(), pb.ModelProto()
     original.ParseFromString(side.proto)

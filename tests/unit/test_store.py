@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import nmt.tokenizer
 from nmt.config import CorpusConfig, DataConfig, TokenizerConfig
 from nmt.data import filter_pairs, iter_corpus, iter_side, read_corpus
 from nmt.errors import DataError
@@ -124,7 +125,7 @@ def test_a_store_encoded_in_chunks_by_workers_equals_one_chunk(corpus, tokenizer
         assert chunked.data[side].tolist() == whole.data[side].tolist()
 
 
-@pytest.mark.skipif((os.cpu_count() or 1) == 1, reason="one core: no worker processes")
+@pytest.mark.skipif(nmt.tokenizer._cores() == 1, reason="one core: no worker processes")
 def test_a_worker_that_dies_is_one_error_not_a_hang(corpus, tokenizer, tmp_path, monkeypatch):
     import nmt.store
     from nmt.tokenizer import SideTokenizer
