@@ -114,7 +114,7 @@ def test_a_build_killed_halfway_is_never_read_and_is_rebuilt(corpus, tokenizer, 
     assert "no encoded store yet" in messages[0] and CorpusStore.open(path).size == 3000
 
 
-def test_a_store_encoded_in_chunks_by_workers_equals_one_chunk(corpus, tokenizer, tmp_path, monkeypatch):
+def test_a_store_encoded_in_many_chunks_equals_one_encoded_in_one(corpus, tokenizer, tmp_path, monkeypatch):
     import nmt.store
 
     whole = CorpusStore.open(build(corpus, tokenizer, tmp_path / "whole")[0])
