@@ -20,7 +20,6 @@ import bisect
 import ctypes
 import errno
 import hashlib
-import itertools
 import json
 import os
 import shutil
@@ -41,7 +40,7 @@ from nmt.errors import DataError
 from nmt.sampling import epoch_pairs
 
 if TYPE_CHECKING:
-    from nmt.tokenizer import SideTokenizer, Tokenizer
+    from nmt.tokenizer import Tokenizer
 
 STORE_FORMAT = "nmt-store-v1"
 META = "meta.json"
@@ -284,10 +283,11 @@ def _build(corpus: CorpusConfig, name: str, tokenizer: Tokenizer, root: Path, pa
         handles = {side: open(tmp / f"{side}.ids", "wb") for side in sides}
         try:
             with tqdm(desc=f"encoding {name}", unit=" pairs", unit_scale=True, mininterval=1.0, disable=None) as bar:
-                for pair in iter_corpus(corpus, name, log):
-                    for (side, tok), lines in zip(sides.items(), pair):
-                        _encode_into(tok, lines, dtype, handles[side], lengths[side])
-                    bar.update(len(pair[0]))
+                for pairs, encoded in tokenizer.encode_corpus(iter_corpus(corpus, name, log), dtype):
+                    for side, (counts, ids) in zip(sides, encoded):
+                        ids.tofile(handles[side])
+                        lengths[side].append(counts)
+                    bar.update(pairs)
             for handle in handles.values():
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -326,14 +326,6 @@ def _publish(tmp: Path, path: Path) -> None:
         if err.errno not in (errno.ENOTEMPTY, errno.EEXIST) or _read_meta(path) is None:
             raise
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _encode_into(tok: SideTokenizer, lines: list[str], dtype, handle, lengths: list[np.ndarray]) -> None:
-    """Append the ids of `lines` to the open ids file and their lengths to `lengths`."""
-    ids = tok.encode(lines)  # sentencepiece encodes a batch on all cores
-    counts = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-    np.fromiter(itertools.chain.from_iterable(ids), dtype=dtype, count=int(counts.sum())).tofile(handle)
-    lengths.append(counts)
 
 
 def _write_array(path: Path, array: np.ndarray) -> None:

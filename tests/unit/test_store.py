@@ -4,7 +4,9 @@ inputs change, is never read half-built, and serves the trainer's filtered pairs
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import multiprocessing
 import os
 import random
 import shutil
@@ -14,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import nmt.tokenizer
 from nmt.batching import epoch_generator, make_batches
 from nmt.config import CorpusConfig, DataConfig, TokenizerConfig, TrainCorpusConfig
-from nmt.data import filter_pairs, iter_side, read_corpus
+from nmt.data import filter_pairs, iter_corpus, iter_side, read_corpus
 from nmt.errors import DataError
 from nmt.store import CorpusStore, TrainingCorpus, ensure_store, find_store
 from nmt.tokenizer import build_tokenizer
@@ -101,22 +104,41 @@ def test_another_tokenizer_gets_its_own_store(corpus, tokenizer, tmp_path):
 def test_a_build_killed_halfway_is_never_read_and_is_rebuilt(corpus, tokenizer, tmp_path, monkeypatch):
     import nmt.store
 
-    calls = {"n": 0}
-    real = nmt.store._encode_into
+    def interrupted(*args, **kwargs):  # Ctrl-C after three chunks: the first is on disk by then
+        yield from iter_corpus(*args, chunk=1000)
+        raise KeyboardInterrupt
 
-    def dying(*args):
-        calls["n"] += 1
-        if calls["n"] == 2:  # the target side of the first chunk: the source side is on disk
-            raise KeyboardInterrupt
-        real(*args)
-
-    monkeypatch.setattr(nmt.store, "_encode_into", dying)
+    monkeypatch.setattr(nmt.store, "iter_corpus", interrupted)
     with pytest.raises(KeyboardInterrupt):
         build(corpus, tokenizer, tmp_path)
     assert list(tmp_path.iterdir()) == [], "the temporary build directory is removed"
-    monkeypatch.setattr(nmt.store, "_encode_into", real)
+    assert multiprocessing.active_children() == [], "the encoding workers are stopped"
+    monkeypatch.setattr(nmt.store, "iter_corpus", iter_corpus)
     path, messages = build(corpus, tokenizer, tmp_path)
     assert "no encoded store yet" in messages[0] and CorpusStore.open(path).size == 3000
+
+
+def test_a_store_encoded_in_many_chunks_equals_one_encoded_in_one(corpus, tokenizer, tmp_path, monkeypatch):
+    import nmt.store
+
+    whole = CorpusStore.open(build(corpus, tokenizer, tmp_path / "whole")[0])
+    monkeypatch.setattr(nmt.store, "iter_corpus", functools.partial(iter_corpus, chunk=700))
+    chunked = CorpusStore.open(build(corpus, tokenizer, tmp_path / "chunked")[0])
+    for side in ("src", "tgt"):
+        assert chunked.offsets[side].tolist() == whole.offsets[side].tolist()
+        assert chunked.data[side].tolist() == whole.data[side].tolist()
+
+
+@pytest.mark.skipif(nmt.tokenizer._cores() == 1, reason="one core: no worker processes")
+def test_a_worker_that_dies_is_one_error_not_a_hang(corpus, tokenizer, tmp_path, monkeypatch):
+    import nmt.store
+    from nmt.tokenizer import SideTokenizer
+
+    monkeypatch.setattr(nmt.store, "iter_corpus", functools.partial(iter_corpus, chunk=700))
+    monkeypatch.setattr(SideTokenizer, "encode_flat", lambda *args: os._exit(3))  # in the forked workers
+    with pytest.raises(DataError, match="a corpus encoding worker process died"):
+        build(corpus, tokenizer, tmp_path)
+    assert list(tmp_path.iterdir()) == [] and multiprocessing.active_children() == []
 
 
 def test_a_store_left_by_a_killed_process_is_removed_and_rebuilt(corpus, tokenizer, tmp_path):
