@@ -17,7 +17,9 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:
+    from nmt.config import TokenizerConfig
     from nmt.data import Corpus
+    from nmt.store import TrainingCorpus
     from nmt.tokenizer import Tokenizer
 
 
@@ -316,3 +318,22 @@ def corpus_batch(corpus: Corpus, indices: Sequence[int], tokenizer: Tokenizer, d
     src, tgt = tokenizer.src.vocab, tokenizer.tgt.vocab
     pin = device.type == "cuda"
     return collate(indices, corpus.src_ids, corpus.tgt_ids, src.pad, tgt.bos, tgt.eos, pin).to(device)
+
+
+def sampled_batch(
+    corpus: TrainingCorpus, indices: Sequence[int], tokenizer: Tokenizer, cfg: TokenizerConfig, seed: int, device: torch.device
+) -> Batch:
+    """The pairs at `indices` segmented afresh by sentencepiece's sampling (`tokenizer.sampling`),
+    padded, on `device`; `seed` (see `sampling_seed`) fixes the draw. The batch's `indices` are
+    its own rows, 0..B-1."""
+    alpha, nbest = cfg.sampling_alpha, cfg.sampling_nbest
+    src = tokenizer.src.sample(corpus.lines("src", indices), alpha, nbest, 2 * seed)
+    tgt = tokenizer.tgt.sample(corpus.lines("tgt", indices), alpha, nbest, 2 * seed + 1)
+    pin = device.type == "cuda"
+    vocab = tokenizer.tgt.vocab
+    return collate(range(len(src)), src, tgt, tokenizer.src.vocab.pad, vocab.bos, vocab.eos, pin).to(device)
+
+
+def sampling_seed(seed: int, epoch: int, position: int) -> int:
+    """The sentencepiece seed of the batch at `position` of `epoch`: the same on every rank and on resume."""
+    return int(np.random.SeedSequence([seed, epoch, position]).generate_state(1)[0] >> 1)  # 2 * seed + 1 < 2**32

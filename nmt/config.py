@@ -78,6 +78,13 @@ class TokenizerConfig:
     model_file: str | None = None  # existing joint .model instead of training one
     src_model_file: str | None = None  # existing per-side models (joint: false)
     tgt_model_file: str | None = None
+    # subword regularization of the training pairs (never validation or translation): each batch
+    # is encoded again with sentencepiece's sampling. unigram: Kudo 2018, `sampling_alpha` the
+    # smoothing, `sampling_nbest` the candidates (0: all); bpe: BPE-dropout (Provilkov et al.
+    # 2020), `sampling_alpha` the probability of dropping a merge, sampling_nbest unused
+    sampling: bool = False
+    sampling_alpha: float = 0.1
+    sampling_nbest: int = 0
 
 
 @dataclass(frozen=True)
@@ -548,6 +555,8 @@ RANGES: dict[str, Rule] = {
     "tokenizer.vocab_size": Rule(5, VOCAB_CAP),  # sentencepiece: the 4 special pieces and more
     "tokenizer.character_coverage": Rule(0.98, 1),  # what sentencepiece's trainer accepts
     "tokenizer.max_train_sentences": Rule(101, INT_CAP, off="all"),  # sentencepiece: 0 = all, else > 100
+    "tokenizer.sampling_alpha": Rule(0, 1, low_open=True),  # a dropout probability (bpe) or a smoothing exponent (unigram)
+    "tokenizer.sampling_nbest": Rule(2, INT_CAP, off="all segmentations"),  # 1 would sample nothing
     "model.embedding_dim": _SIZE,
     "model.embedding_dropout": _DROPOUT,
     "model.init_scale": _POSITIVE,
@@ -742,6 +751,15 @@ def _named_values(config: Config, key: str) -> list[tuple[str, Any]]:
     return [(name[:-1], value) for name, value in found]
 
 
+def sampling_problem(model_type: str, nbest: int) -> tuple[str, str] | None:
+    """(key, message) when tokenizer.sampling cannot run on a sentencepiece model of this type, else None."""
+    if model_type not in ("unigram", "bpe"):
+        return "tokenizer.sampling", f"sentencepiece samples unigram and bpe models only, not a {model_type} model"
+    if model_type == "bpe" and nbest:
+        return "tokenizer.sampling_nbest", "a bpe model samples by BPE-dropout (tokenizer.sampling_alpha alone); remove it"
+    return None
+
+
 # ---------------------------------------------------------------------------------------------
 # Cross-field rules
 
@@ -767,6 +785,9 @@ def validate(config: Config, source: str = "<config>") -> None:
         fail("tokenizer.model_file", "a joint model needs tokenizer.joint: true; use src_model_file/tgt_model_file")
     if not tok.joint and bool(tok.src_model_file) != bool(tok.tgt_model_file):
         fail("tokenizer.tgt_model_file", "give both src_model_file and tgt_model_file, or neither")
+    trained = not (tok.model_file or tok.src_model_file)
+    if trained and tok.sampling and (problem := sampling_problem(tok.type, tok.sampling_nbest)):
+        fail(*problem)
     attn = model.attention
     if (
         attn.type == "luong"

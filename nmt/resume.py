@@ -31,6 +31,8 @@ RESUME_FIXED = (
     "train.max_sentences",
     "train.accumulate_steps",
 )
+# ... but these may change: they shape the training data of the updates to come, not the model
+RESUME_FREE = ("tokenizer.sampling",)
 
 
 def check_ranks_agree(run_dir: Path, steps: list[int | None]) -> None:
@@ -83,7 +85,8 @@ def check_resume_config(stored: dict[str, Any], config: Config, source: str, sto
     for key in sorted(set(old) | set(new)):
         if old.get(key) == new.get(key):
             continue
-        if any(key == fixed or key.startswith(fixed + ".") for fixed in RESUME_FIXED):
+        free = key.startswith(RESUME_FREE)
+        if not free and any(key == fixed or key.startswith(fixed + ".") for fixed in RESUME_FIXED):
             raise ConfigError(
                 f"{source}: key '{key}' is {new.get(key)!r} but run_dir {config.run_dir} was trained with "
                 f"{old.get(key)!r}; restore it or use a new run_dir"

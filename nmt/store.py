@@ -5,6 +5,8 @@ One directory per (corpus, tokenizer) fingerprint, under `data.store_dir` (defau
     meta.json                   format, fingerprint, what it was built from, pairs, id width
     src.ids, tgt.ids            every pair's piece ids, concatenated (uint16 while the vocabulary fits)
     src.offsets, tgt.offsets    int64 [N+1]: pair i's ids are ids[offsets[i]:offsets[i+1]]
+    src.text, src.text_offsets  (with tokenizer.sampling only) the UTF-8 text of every line, and
+    tgt.text, tgt.text_offsets  its offsets: sampling encodes each batch again from its text
 
 Plain numpy files, memory-mapped when training opens them: the pages are page cache the kernel
 can drop and share between ranks and runs, not process memory, and opening takes milliseconds.
@@ -37,12 +39,13 @@ from nmt.batching import BatchList, epoch_generator, make_batches
 from nmt.config import CorpusConfig, DataConfig
 from nmt.data import FilterReport, filter_pairs, iter_corpus, load_hf
 from nmt.errors import DataError
-from nmt.sampling import epoch_pairs
+from nmt.mixing import epoch_pairs
 
 if TYPE_CHECKING:
     from nmt.tokenizer import Tokenizer
 
 STORE_FORMAT = "nmt-store-v1"
+SIDES = ("src", "tgt")
 META = "meta.json"
 _SAMPLE = 1 << 20  # bytes hashed at each end of a corpus file
 
@@ -55,6 +58,8 @@ class CorpusStore:
     size: int  # pairs
     offsets: dict[str, np.ndarray]  # side -> int64 [N+1], memory-mapped
     data: dict[str, np.ndarray]  # side -> uint16/uint32 [total ids], memory-mapped
+    text_offsets: dict[str, np.ndarray]  # side -> int64 [N+1] into `text`; empty without the text
+    text: dict[str, np.ndarray]  # side -> uint8 [total bytes] UTF-8 lines, memory-mapped
 
     @classmethod
     def open(cls, path: Path) -> CorpusStore:
@@ -62,9 +67,12 @@ class CorpusStore:
         if meta is None:
             raise DataError(f"{path}: not a complete corpus store; delete it and re-run to rebuild it")
         dtype = np.dtype(meta["dtype"])
-        offsets = {side: _map(path / f"{side}.offsets", np.int64) for side in ("src", "tgt")}
-        data = {side: _map(path / f"{side}.ids", dtype) for side in ("src", "tgt")}
-        return cls(path=path, size=meta["pairs"], offsets=offsets, data=data)
+        offsets = {side: _map(path / f"{side}.offsets", np.int64) for side in SIDES}
+        data = {side: _map(path / f"{side}.ids", dtype) for side in SIDES}
+        sides = SIDES if meta.get("text") else ()
+        text_offsets = {side: _map(path / f"{side}.text_offsets", np.int64) for side in sides}
+        text = {side: _map(path / f"{side}.text", np.uint8) for side in sides}
+        return cls(path=path, size=meta["pairs"], offsets=offsets, data=data, text_offsets=text_offsets, text=text)
 
     def lengths(self, side: str) -> np.ndarray:
         """[N] int32 piece counts of one side (held in memory: 4 bytes a pair)."""
@@ -74,6 +82,11 @@ class CorpusStore:
         """Pair `index`'s piece ids of one side (no bos/eos), a view of the mapped file."""
         start, end = self.offsets[side][index : index + 2]
         return self.data[side][start:end]
+
+    def line(self, side: str, index: int) -> str:
+        """Pair `index`'s text of one side (a store built with its text)."""
+        start, end = self.text_offsets[side][index : index + 2]
+        return self.text[side][start:end].tobytes().decode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -90,7 +103,7 @@ class TrainingCorpus:
     rows: np.ndarray  # [N] int64 store rows
     src_lens: np.ndarray  # [N] int32 pieces
     tgt_lens: np.ndarray  # [N] int32 pieces
-    weights: tuple[float, ...] | None  # each corpus's share of an epoch (nmt.sampling); None: every pair once
+    weights: tuple[float, ...] | None  # each corpus's share of an epoch (nmt.mixing); None: every pair once
 
     @classmethod
     def filtered(cls, stores: Sequence[CorpusStore], data: DataConfig) -> tuple[TrainingCorpus, list[FilterReport]]:
@@ -122,13 +135,21 @@ class TrainingCorpus:
     def epoch_batches(self, seed: int, epoch: int, max_tokens: int, max_sentences: int) -> BatchList:
         """The epoch's batches of pairs (indices k of this corpus): a function of (seed, epoch) alone,
         so a resumed run rebuilds them exactly. Mixed by weight, the epoch holds the draw of
-        nmt.sampling (a pair may come more than once); otherwise every pair once."""
+        nmt.mixing (a pair may come more than once); otherwise every pair once."""
         generator = epoch_generator(seed, epoch)
         if self.weights is None:
             return make_batches(self.costs(), max_tokens, max_sentences, generator)
         pairs = epoch_pairs(self.sizes(), self.weights, generator)
         batches = make_batches(self.costs()[pairs], max_tokens, max_sentences, generator)
         return BatchList(pairs[batches.order], batches.bounds)
+
+    def store_of(self, index: int) -> CorpusStore:
+        """The store pair `index` is in."""
+        return self.stores[bisect.bisect_right(self.starts, index) - 1]
+
+    def lines(self, side: str, indices: Sequence[int]) -> list[str]:
+        """The text of one side of the pairs at `indices` (stores built with their text)."""
+        return [self.store_of(int(k)).line(side, int(self.rows[k])) for k in indices]
 
     @property
     def src_ids(self) -> _Side:
@@ -145,9 +166,7 @@ class _Side:
     side: str
 
     def __getitem__(self, index: int) -> np.ndarray:
-        corpus = self.corpus
-        part = bisect.bisect_right(corpus.starts, index) - 1
-        return corpus.stores[part].ids(self.side, int(corpus.rows[index]))
+        return self.corpus.store_of(index).ids(self.side, int(self.corpus.rows[index]))
 
     def __len__(self) -> int:
         return self.corpus.size
@@ -159,14 +178,15 @@ def _map(path: Path, dtype: np.dtype) -> np.ndarray:
     return np.memmap(path, dtype=dtype, mode="r")
 
 
-def ensure_store(corpus: CorpusConfig, name: str, tokenizer: Tokenizer, root: Path, log) -> Path:
+def ensure_store(corpus: CorpusConfig, name: str, tokenizer: Tokenizer, root: Path, log, text: bool = False) -> Path:
     """The store of `corpus` encoded with `tokenizer` under `root`: found, or built now (rank 0 only).
 
     Its name holds the fingerprint of the corpus (each file's path, size, modification time and a
     hash of its first and last MiB; a dataset's own fingerprint) and of the tokenizer, so a changed
     corpus or tokenizer gets a new store (the log says why) and an unchanged one is reused.
+    With `text` the store also keeps every line's text (for tokenizer.sampling): another store.
     """
-    sources, key, path = _locate(corpus, name, tokenizer, root)
+    sources, key, path = _locate(corpus, name, tokenizer, root, text)
     meta = _read_meta(path)
     damage = _damage(path, meta) if meta is not None else None
     if meta is not None and damage is None:
@@ -177,13 +197,14 @@ def ensure_store(corpus: CorpusConfig, name: str, tokenizer: Tokenizer, root: Pa
     _remove_stale_builds(root, path)
     if path.exists():  # damaged, or a directory of that name that is not a store
         _discard(path)
-    _build(corpus, name, tokenizer, root, path, {"format": STORE_FORMAT, "fingerprint": key, "sources": sources}, log)
+    meta = {"format": STORE_FORMAT, "fingerprint": key, "sources": sources, "text": text}
+    _build(corpus, name, tokenizer, path, meta, log)
     return path
 
 
-def find_store(corpus: CorpusConfig, name: str, tokenizer: Tokenizer, root: Path) -> Path:
+def find_store(corpus: CorpusConfig, name: str, tokenizer: Tokenizer, root: Path, text: bool = False) -> Path:
     """The store `ensure_store` made for this corpus and tokenizer (on ranks that wait for it to be built)."""
-    path = _locate(corpus, name, tokenizer, root)[2]
+    path = _locate(corpus, name, tokenizer, root, text)[2]
     if _read_meta(path) is None:
         raise DataError(
             f"{path}: the encoded store of {name} is not there; its node's first rank builds it: "
@@ -192,10 +213,10 @@ def find_store(corpus: CorpusConfig, name: str, tokenizer: Tokenizer, root: Path
     return path
 
 
-def _locate(corpus: CorpusConfig, name: str, tokenizer: Tokenizer, root: Path) -> tuple[list[dict], str, Path]:
+def _locate(corpus: CorpusConfig, name: str, tokenizer: Tokenizer, root: Path, text: bool) -> tuple[list[dict], str, Path]:
     """What the store is built from, its fingerprint and its directory."""
     sources = _sources(corpus, name)
-    key = _fingerprint(sources, tokenizer)
+    key = _fingerprint(sources, tokenizer, text)
     return sources, key, root / f"{name}-{key[:16]}"
 
 
@@ -238,8 +259,9 @@ def _file_identity(path: Path, name: str) -> dict:
     return {"path": os.path.realpath(path), "size": info.st_size, "mtime_ns": info.st_mtime_ns, "sample": digest.hexdigest()}
 
 
-def _fingerprint(sources: list[dict], tokenizer: Tokenizer) -> str:
-    digest = hashlib.sha256(json.dumps([STORE_FORMAT, sources], sort_keys=True).encode())
+def _fingerprint(sources: list[dict], tokenizer: Tokenizer, text: bool) -> str:
+    # without the text: the same key as before the text existed, so older stores stay valid
+    digest = hashlib.sha256(json.dumps([STORE_FORMAT, sources, *(["text"] if text else [])], sort_keys=True).encode())
     for side, proto in sorted(tokenizer.protos().items()):
         digest.update(side.encode() + hashlib.sha256(proto).digest())
     return digest.hexdigest()
@@ -272,7 +294,7 @@ def _remove_stale_builds(root: Path, path: Path) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _build(corpus: CorpusConfig, name: str, tokenizer: Tokenizer, root: Path, path: Path, meta: dict, log) -> None:
+def _build(corpus: CorpusConfig, name: str, tokenizer: Tokenizer, path: Path, meta: dict, log) -> None:
     tmp = _build_dir(path)
     sides = {"src": tokenizer.src, "tgt": tokenizer.tgt}
     dtype = np.uint16 if max(side.vocab.size for side in sides.values()) <= 1 << 16 else np.uint32
@@ -280,12 +302,17 @@ def _build(corpus: CorpusConfig, name: str, tokenizer: Tokenizer, root: Path, pa
     try:
         tmp.mkdir(parents=True, exist_ok=True)
         lengths: dict[str, list[np.ndarray]] = {side: [] for side in sides}
-        handles = {side: open(tmp / f"{side}.ids", "wb") for side in sides}
+        text_lengths: dict[str, list[np.ndarray]] = {side: [] for side in sides}
+        names = [f"{side}.ids" for side in sides] + ([f"{side}.text" for side in sides] if meta["text"] else [])
+        handles = {name: open(tmp / name, "wb") for name in names}
         try:
+            chunks = iter_corpus(corpus, name, log)
+            if meta["text"]:
+                chunks = _with_text_written(chunks, handles, text_lengths)
             with tqdm(desc=f"encoding {name}", unit=" pairs", unit_scale=True, mininterval=1.0, disable=None) as bar:
-                for pairs, encoded in tokenizer.encode_corpus(iter_corpus(corpus, name, log), dtype):
+                for pairs, encoded in tokenizer.encode_corpus(chunks, dtype):
                     for side, (counts, ids) in zip(sides, encoded):
-                        ids.tofile(handles[side])
+                        ids.tofile(handles[f"{side}.ids"])
                         lengths[side].append(counts)
                     bar.update(pairs)
             for handle in handles.values():
@@ -295,10 +322,10 @@ def _build(corpus: CorpusConfig, name: str, tokenizer: Tokenizer, root: Path, pa
             for handle in handles.values():
                 handle.close()
         pairs = sum(map(len, lengths["src"]))  # the same for both sides: iter_corpus checked it
-        for side, parts in lengths.items():
-            offsets = np.zeros(pairs + 1, dtype=np.int64)
-            np.cumsum(np.concatenate(parts), out=offsets[1:])
-            _write_array(tmp / f"{side}.offsets", offsets)
+        for side in sides:
+            _write_offsets(tmp / f"{side}.offsets", lengths[side], pairs)
+            if meta["text"]:
+                _write_offsets(tmp / f"{side}.text_offsets", text_lengths[side], pairs)
         meta = {**meta, "pairs": pairs, "dtype": np.dtype(dtype).name, "built": time.time()}
         (tmp / META).write_text(json.dumps(meta, indent=1) + "\n")
         _publish(tmp, path)
@@ -328,6 +355,24 @@ def _publish(tmp: Path, path: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _with_text_written(chunks, handles: dict, lengths: dict[str, list[np.ndarray]]):
+    """The chunks of (source lines, target lines), unchanged, each side's UTF-8 text written on the way."""
+    for chunk in chunks:
+        for side, lines in zip(SIDES, chunk):
+            data = [line.encode("utf-8") for line in lines]
+            handles[f"{side}.text"].write(b"".join(data))
+            lengths[side].append(np.fromiter(map(len, data), dtype=np.int64, count=len(data)))
+        yield chunk
+
+
+def _write_offsets(path: Path, lengths: list[np.ndarray], pairs: int) -> None:
+    """int64 [pairs + 1]: 0, then the running sum of the lengths."""
+    offsets = np.zeros(pairs + 1, dtype=np.int64)
+    if lengths:
+        np.cumsum(np.concatenate(lengths), out=offsets[1:])
+    _write_array(path, offsets)
+
+
 def _write_array(path: Path, array: np.ndarray) -> None:
     with open(path, "wb") as handle:
         array.tofile(handle)
@@ -338,16 +383,19 @@ def _write_array(path: Path, array: np.ndarray) -> None:
 def _damage(path: Path, meta: dict) -> str | None:
     """What is wrong with a store whose meta.json is complete (files cut short, say), or None."""
     width = np.dtype(meta.get("dtype", "uint16")).itemsize
-    for side in ("src", "tgt"):
-        offsets, ids = path / f"{side}.offsets", path / f"{side}.ids"
+    arrays = [(f"{side}.offsets", f"{side}.ids", width) for side in SIDES]
+    if meta.get("text"):
+        arrays += [(f"{side}.text_offsets", f"{side}.text", 1) for side in SIDES]
+    for offsets_name, data_name, item_size in arrays:
+        offsets, data = path / offsets_name, path / data_name
         try:
             if offsets.stat().st_size != (meta["pairs"] + 1) * 8:
                 return f"{offsets.name} has {offsets.stat().st_size} bytes, not {(meta['pairs'] + 1) * 8}"
             with open(offsets, "rb") as handle:
                 handle.seek(-8, os.SEEK_END)
                 total = int(np.frombuffer(handle.read(8), dtype=np.int64)[0])
-            if ids.stat().st_size != total * width:
-                return f"{ids.name} has {ids.stat().st_size} bytes, not {total * width}"
+            if data.stat().st_size != total * item_size:
+                return f"{data.name} has {data.stat().st_size} bytes, not {total * item_size}"
         except (OSError, KeyError, TypeError) as err:
             return str(getattr(err, "strerror", None) or err)
     return None

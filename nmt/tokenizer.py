@@ -14,6 +14,7 @@ import itertools
 import multiprocessing
 import os
 import signal
+import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -52,7 +53,7 @@ class SideTokenizer:
     """One sentencepiece model: text <-> ids for one language side."""
 
     def __init__(self, model_proto: bytes, origin: str) -> None:
-        self.proto = model_proto
+        self.proto, self.origin = model_proto, origin
         self.sp = spm.SentencePieceProcessor()
         try:
             self.sp.LoadFromSerializedProto(model_proto)
@@ -77,6 +78,41 @@ class SideTokenizer:
     def encode(self, lines: list[str]) -> list[list[int]]:
         """Text lines -> piece ids (no bos/eos added)."""
         return self.sp.encode(lines, out_type=int)
+
+    @functools.cached_property
+    def model_type(self) -> str:
+        """'unigram', 'bpe', 'word' or 'char' (from the model's trainer spec); 'unknown' if unreadable."""
+        try:
+            return _model_type(self.proto)
+        except (ValueError, IndexError):  # sentencepiece loaded it, this small reader could not
+            return "unknown"
+
+    def sample(self, lines: list[str], alpha: float, nbest: int, seed: int) -> list[list[int]]:
+        """Text lines -> one sampled segmentation each (subword regularization; no bos/eos), a
+        function of the lines and `seed`: unigram sampling (`alpha` smoothing, `nbest` candidates,
+        0 all) or BPE-dropout (`alpha` the drop probability; `nbest` unused).
+
+        sentencepiece draws from one random generator per thread, seeded from its global seed
+        when the thread first samples; so the draw runs in a new thread once the seed is set,
+        and a resumed run draws the very same pieces.
+        """
+        out: list = []
+
+        def draw() -> None:
+            try:
+                out.append(
+                    self.sp.encode(lines, out_type=int, enable_sampling=True, alpha=alpha, nbest_size=nbest or -1, num_threads=1)
+                )
+            except BaseException as err:  # raised in the caller's thread below
+                out.append(err)
+
+        spm.set_random_generator_seed(seed)
+        thread = threading.Thread(target=draw, name="nmt-sampling")
+        thread.start()
+        thread.join()
+        if isinstance(out[0], BaseException):
+            raise out[0]
+        return out[0]
 
     @functools.cached_property
     def word_cache(self) -> WordCache | None:
@@ -287,7 +323,7 @@ def _done(pairs: int, futures: list[Future]) -> tuple[int, list]:
 
 
 MARK = "\u2581"  # sentencepiece's whitespace marker
-_BPE = 2  # TrainerSpec.model_type
+_MODEL_TYPES = {1: "unigram", 2: "bpe", 3: "word", 4: "char"}  # TrainerSpec.model_type (unigram when unset)
 _WORD_CACHE_SIZE = 1 << 18  # distinct words kept (tens of MB); the cache starts afresh when full
 # A NormalizerSpec that changes nothing: name "identity", no character map, no dummy prefix, no
 # whitespace removal or escaping (fields 1-5).
@@ -326,7 +362,7 @@ class WordCache:
     def for_model(cls, sp: spm.SentencePieceProcessor, proto: bytes) -> WordCache | None:
         """The cache for this model, or None where whole lines must go to sentencepiece."""
         try:
-            if not (_is_bpe(proto) and _marker_starts_pieces(sp)):
+            if not (_model_type(proto) == "bpe" and _marker_starts_pieces(sp)):
                 return None
             plain = spm.SentencePieceProcessor()
             plain.LoadFromSerializedProto(_identity_normalizer(proto))
@@ -365,11 +401,11 @@ def _marker_starts_pieces(sp: spm.SentencePieceProcessor) -> bool:
     return not any(MARK in sp.id_to_piece(i)[1:] or sp.is_unused(i) for i in range(sp.get_piece_size()))
 
 
-def _is_bpe(proto: bytes) -> bool:
+def _model_type(proto: bytes) -> str:
     # Repeated occurrences of a message field merge, and the last scalar wins, as protobuf parses.
     trainer = b"".join(value for field, value, _ in _proto_fields(proto) if field == 2)
     types = [value for field, value, _ in _proto_fields(trainer) if field == 3]
-    return bool(types) and types[-1] == _BPE
+    return _MODEL_TYPES.get(types[-1] if types else 1, "unknown")
 
 
 def _identity_normalizer(proto: bytes) -> bytes:

@@ -14,22 +14,23 @@ from pathlib import Path
 from time import monotonic
 from typing import Any
 
+import numpy as np
 import torch
 import yaml
 
 from nmt import run_dir
-from nmt.batching import BatchList, corpus_batch
+from nmt.batching import Batch, BatchList, corpus_batch, sampled_batch, sampling_seed
 from nmt.checkpoint import find_latest, save_checkpoint
-from nmt.config import Config
+from nmt.config import Config, sampling_problem
 from nmt.data import Corpus, FilterReport, encode_validation, iter_side, read_corpus
 from nmt.distributed import Distributed, init_distributed, shutdown_distributed
 from nmt.errors import CheckpointError, ConfigError, brief
 from nmt.faults import BadStepGuard, GracefulStop
 from nmt.metrics import check_bleu_tokenize
+from nmt.mixing import epoch_counts
 from nmt.model import Seq2Seq
 from nmt.optim import LRSchedule, build_optimizer
 from nmt.resume import check_ranks_agree, check_resume_config, check_resume_tokenizer, rng_state, seed_everything, set_rng_state
-from nmt.sampling import epoch_counts
 from nmt.store import CorpusStore, TrainingCorpus, ensure_store, find_store, return_freed_memory
 from nmt.tokenizer import Tokenizer, build_tokenizer, file_names
 from nmt.tracking import Tracker, software_versions
@@ -88,6 +89,7 @@ class Trainer:
             files = self._own_files()
             run_dir.check_free(self.run_dir, files, resumed=resume is not None)
             tokenizer = self._tokenizer(path, resume, notes.append)
+            self._check_sampling(tokenizer)
             stores = self._training_stores(tokenizer, notes.append)
             train_data = self._filter(stores, notes.append)  # an empty corpus fails here, before any output
             return_freed_memory()
@@ -131,6 +133,16 @@ class Trainer:
         protos = build_tokenizer(cfg.tokenizer, *sides, note).protos() if self.dist.is_main else None
         return Tokenizer.from_protos(self.dist.broadcast(protos), "rank 0's tokenizer")
 
+    def _check_sampling(self, tokenizer: Tokenizer) -> None:
+        """tokenizer.sampling needs unigram or bpe models (known only once a model file is loaded)."""
+        cfg = self.config.tokenizer
+        files = [cfg.model_file] * 2 if cfg.joint else [cfg.src_model_file, cfg.tgt_model_file]
+        for side, file in zip((tokenizer.src, tokenizer.tgt), files) if cfg.sampling else ():
+            if problem := sampling_problem(side.model_type, cfg.sampling_nbest):
+                key, message = problem
+                where = file or "the run's sentencepiece model"
+                raise ConfigError(f"{self.source}: key '{key}': {where}: {message}")
+
     def _train_side(self, side: str) -> Iterator[str]:
         """One side of every training corpus, streamed (for sentencepiece)."""
         for corpus, name in zip(self.config.data.train, self.config.data.train_names()):
@@ -146,12 +158,13 @@ class Trainer:
         data = self.config.data
         root = Path(data.store_dir) if data.store_dir else self.run_dir / run_dir.STORE
         corpora = list(zip(data.train, data.train_names()))
+        text = self.config.tokenizer.sampling  # sampling encodes each batch again from its text
         if self.dist.is_local_main:
             log = note if self.dist.is_main else lambda message: None
-            paths = [ensure_store(corpus, name, tokenizer, root, log) for corpus, name in corpora]
+            paths = [ensure_store(corpus, name, tokenizer, root, log, text) for corpus, name in corpora]
         self.dist.barrier()
         if not self.dist.is_local_main:
-            paths = [find_store(corpus, name, tokenizer, root) for corpus, name in corpora]
+            paths = [find_store(corpus, name, tokenizer, root, text) for corpus, name in corpora]
         return [CorpusStore.open(path) for path in paths]
 
     def _fit(
@@ -330,7 +343,7 @@ class Trainer:
         where = f"batch {state.batch_in_epoch} of epoch {state.epoch} ({sum(len(b) for b in group)} sentences)"
         out_of_memory = False
         try:
-            stats = self._update(group)
+            stats = self._update(group, state)
         except torch.cuda.OutOfMemoryError:
             if self.dist.enabled:
                 raise  # the other ranks wait in all-reduce: let torchrun restart from the last checkpoint
@@ -385,8 +398,9 @@ class Trainer:
             return nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
-    def _update(self, group: BatchList) -> dict[str, Any] | None:
-        """One optimizer update over `group` (batches for all ranks and accumulation steps).
+    def _update(self, group: BatchList, state: TrainState) -> dict[str, Any] | None:
+        """One optimizer update over `group` (batches for all ranks and accumulation steps), the
+        batches from `state.batch_in_epoch` of `state.epoch` on.
 
         Rank r takes its `accumulate_steps` batches of the group; the loss is normalised by the
         target tokens (or sentences: train.loss_normalization) of the whole group, so N ranks
@@ -396,12 +410,15 @@ class Trainer:
         cfg = self.config.train
         self.net.train()
         mine, weight = rank_share(group, self.dist.rank, cfg.accumulate_steps)
-        if cfg.loss_normalization == "tokens":
-            denominator = sum(int(self.train_data.tgt_lens[batch].sum()) + len(batch) for batch in group)  # eos included
-        else:
+        first = state.batch_in_epoch + (self.dist.rank * cfg.accumulate_steps if weight else 0)
+        batches = [self._batch(indices, state.epoch, first + k) for k, indices in enumerate(mine)]
+        if cfg.loss_normalization == "sentences":
             denominator = sum(len(batch) for batch in group)
+        elif self.config.tokenizer.sampling:  # the sampled lengths: each rank knows its own
+            denominator = self.dist.sum([weight * sum(b.num_tgt_tokens for b in batches)])[0]
+        else:
+            denominator = sum(int(self.train_data.tgt_lens[batch].sum()) + len(batch) for batch in group)  # eos included
         scale = weight * self.dist.world_size / denominator  # DDP averages gradients over ranks
-        batches = [corpus_batch(self.train_data, indices, self.tokenizer, self.device) for indices in mine]
         loss_sum = nll_sum = 0.0
         for number, batch in enumerate(batches, start=1):
             sync = number == len(batches) or not self.dist.enabled
@@ -430,6 +447,14 @@ class Trainer:
             "grad_norm": torch.nan_to_num(grad_norm),
             "overflow": overflow,
         }
+
+    def _batch(self, indices: np.ndarray, epoch: int, position: int) -> Batch:
+        """The training pairs at `indices`, the batch at `position` of `epoch`, on the device."""
+        tok = self.config.tokenizer
+        if not tok.sampling:
+            return corpus_batch(self.train_data, indices, self.tokenizer, self.device)
+        seed = sampling_seed(self.config.seed, epoch, position)
+        return sampled_batch(self.train_data, indices, self.tokenizer, tok, seed, self.device)
 
     def _log_train(self, window: StatsWindow, state: TrainState, lr: float) -> float:
         """Log the window's statistics (summed over ranks); returns its loss per token."""

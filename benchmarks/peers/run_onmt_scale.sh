@@ -58,7 +58,7 @@ from nmt.data import iter_side
 from nmt.tokenizer import build_tokenizer
 prefix, config, out = sys.argv[1:]
 cfg = load_config(config, ["tokenizer.model_file=null", f"data.train.src={prefix}.de", f"data.train.tgt={prefix}.en"])
-sides = [iter_side(cfg.data.train, "data.train", side) for side in ("src", "tgt")]
+sides = [iter_side(cfg.data.train[0], "data.train", side) for side in ("src", "tgt")]
 pathlib.Path(out).write_bytes(build_tokenizer(cfg.tokenizer, *sides, print).protos()["joint"])
 ' "$CORPUS" "$HERE/nmt_m1.yaml" "$SPM_MODEL"
     fi

@@ -136,15 +136,16 @@ def existing_output(ctx: Ctx, name: str = "out.txt") -> str:
     return write(ctx, name, "an earlier translation\n")
 
 
-def other_sentencepiece_model() -> bytes:
+def sentencepiece_model(lines: list[str], model_type: str = "bpe", vocab_size: int = 30) -> bytes:
+    """A serialized sentencepiece model trained on `lines` with nmt's special ids."""
     import sentencepiece as spm
 
     out = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(["a different corpus with different pieces"] * 50),
+        sentence_iterator=iter(lines),
         model_writer=out,
-        model_type="bpe",
-        vocab_size=30,
+        model_type=model_type,
+        vocab_size=vocab_size,
         hard_vocab_limit=False,
         pad_id=0,
         unk_id=1,
@@ -153,6 +154,10 @@ def other_sentencepiece_model() -> bytes:
         minloglevel=2,
     )
     return out.getvalue()
+
+
+def other_sentencepiece_model() -> bytes:
+    return sentencepiece_model(["a different corpus with different pieces"] * 50)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,6 +190,13 @@ def tiny_line(start: str) -> int:
     """The line number of the one line of configs/tiny.yaml that starts with `start`."""
     (number,) = [n for n, line in enumerate(TINY.read_text(encoding="utf-8").splitlines(), start=1) if line.startswith(start)]
     return number
+
+
+def sampling_on_a_word_model(ctx: Ctx) -> list[str]:
+    small_corpus(ctx)
+    lines = toy_lines(ctx, "train", "src") + toy_lines(ctx, "train", "tgt")
+    write(ctx, "word.model", sentencepiece_model(lines, model_type="word", vocab_size=20))
+    return train("tokenizer.model_file=word.model", "tokenizer.sampling=true")
 
 
 def second_corpus_all_too_long(ctx: Ctx) -> list[str]:
@@ -1015,6 +1027,22 @@ CASES = [
         "train-second-corpus-all-filtered",
         second_corpus_all_too_long,
         expect=("'data.train.1'", "no usable sentence pairs left after filtering", "data.max_len"),
+    ),
+    # subword regularization (tokenizer.sampling)
+    Case(
+        "sampling-nbest-on-bpe",
+        train_on_corpus("tokenizer.sampling=true", "tokenizer.sampling_nbest=8"),
+        expect=("'tokenizer.sampling_nbest'", "a bpe model samples by BPE-dropout", "remove it"),
+    ),
+    Case(
+        "sampling-nbest-one",
+        train_on_corpus("tokenizer.type=unigram", "tokenizer.sampling=true", "tokenizer.sampling_nbest=1"),
+        expect=("'tokenizer.sampling_nbest'", "must be 0 (all segmentations) or an integer from 2"),
+    ),
+    Case(
+        "sampling-on-a-word-model",
+        sampling_on_a_word_model,
+        expect=("'tokenizer.sampling'", "word.model", "samples unigram and bpe models only, not a word model"),
     ),
     # duplicate keys: a second one would silently replace the first
     Case(

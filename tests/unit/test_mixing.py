@@ -1,4 +1,4 @@
-"""Tests for nmt.sampling: an epoch's mix of weighted corpora, against a plain reference."""
+"""Tests for nmt.mixing: an epoch's mix of weighted corpora, against a plain reference."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from nmt.sampling import epoch_counts, epoch_pairs
+from nmt.mixing import epoch_counts, epoch_pairs
 
 
 def reference_counts(sizes: list[int], weights: list[float]) -> list[int]:
