@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
 
 
 def _load_script(name: str):
@@ -29,3 +31,18 @@ def toy(tmp_path_factory, scripts) -> Path:
     data = tmp_path_factory.mktemp("toy")
     scripts("make_toy_corpus").write_corpus(data, seed=3)
     return data
+
+
+def _tiny_train_command(run_dir: Path, data: Path, *overrides: str, valid: bool = True) -> list[str]:
+    """nmt-train on configs/tiny.yaml with the toy corpus at `data` (its valid split too, or none)."""
+    splits = ("train", "valid") if valid else ("train",)
+    corpus = [f"data.{split}.{side}={data}/{split}.{side}" for split in splits for side in ("src", "tgt")]
+    none = [] if valid else ["data.valid=null"]
+    config = str(ROOT / "configs" / "tiny.yaml")
+    return [str(BIN / "nmt-train"), "--config", config, f"run_dir={run_dir}", *corpus, *none, *overrides]
+
+
+@pytest.fixture(scope="session")
+def tiny_train():
+    """tiny_train(run_dir, data, *overrides, valid=True): the nmt-train command line of a toy run."""
+    return _tiny_train_command

@@ -1683,24 +1683,13 @@ class Trained:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, scripts) -> Trained:
+def trained(tmp_path_factory, scripts, tiny_train) -> Trained:
     """One tiny model for every case that needs a checkpoint (60 steps: quality does not matter)."""
     root = tmp_path_factory.mktemp("bad_inputs_model")
     data = root / "toy"
     scripts("make_toy_corpus").write_corpus(data, seed=0)
     run_dir = root / "run"
-    command = [
-        str(BIN / "nmt-train"),
-        "--config",
-        str(TINY),
-        f"run_dir={run_dir}",
-        f"data.train.src={data}/train.src",
-        f"data.train.tgt={data}/train.tgt",
-        f"data.valid.src={data}/valid.src",
-        f"data.valid.tgt={data}/valid.tgt",
-        "train.max_steps=60",
-        "train.eval_every_steps=60",
-    ]
+    command = tiny_train(run_dir, data, "train.max_steps=60", "train.eval_every_steps=60")
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     return Trained(root=root, data=data, run_dir=run_dir)

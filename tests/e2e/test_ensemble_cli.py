@@ -20,25 +20,14 @@ BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="module")
-def runs(toy, tmp_path_factory) -> dict:
+def runs(toy, tmp_path_factory, tiny_train) -> dict:
     """Two run directories of the tiny config, seeds 1 and 2 (last.pt only), and a 30-line test set."""
     tmp = tmp_path_factory.mktemp("ensemble")
     dirs = []
     for seed in (1, 2):
         run_dir = tmp / f"run{seed}"
-        command = [
-            str(BIN / "nmt-train"),
-            "--config",
-            str(ROOT / "configs" / "tiny.yaml"),
-            f"run_dir={run_dir}",
-            f"seed={seed}",
-            f"data.train.src={toy}/train.src",
-            f"data.train.tgt={toy}/train.tgt",
-            "data.valid=null",
-            "train.max_steps=60",
-            "train.eval_every_steps=60",
-            "decode.min_len=3",
-        ]
+        overrides = (f"seed={seed}", "train.max_steps=60", "train.eval_every_steps=60", "decode.min_len=3")
+        command = tiny_train(run_dir, toy, *overrides, valid=False)
         result = subprocess.run(command, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr[-2000:]
         dirs.append(run_dir)

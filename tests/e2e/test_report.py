@@ -29,35 +29,24 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
-def _train(run_dir: Path, data: Path) -> None:
-    command = [
-        str(BIN / "nmt-train"),
-        "--config",
-        str(ROOT / "configs" / "tiny.yaml"),
-        f"run_dir={run_dir}",
-        f"data.train.src={data}/train.src",
-        f"data.train.tgt={data}/train.tgt",
-        f"data.valid.src={data}/valid.src",
-        f"data.valid.tgt={data}/valid.tgt",
-        "train.max_steps=60",
-        "train.eval_every_steps=20",
-        "train.log_every_steps=10",
-        "train.keep_checkpoints=5",
-    ]
+def _train(run_dir: Path, data: Path, tiny_train) -> None:
+    command = tiny_train(
+        run_dir, data, "train.max_steps=60", "train.eval_every_steps=20", "train.log_every_steps=10", "train.keep_checkpoints=5"
+    )
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, toy) -> Path:
+def run(tmp_path_factory, toy, tiny_train) -> Path:
     """A tiny run, killed (in effect) after logging step 60 with its last checkpoint at step 20, then resumed."""
     run_dir = tmp_path_factory.mktemp("report") / "run"
-    _train(run_dir, toy)
+    _train(run_dir, toy, tiny_train)
     checkpoints = run_dir / "checkpoints"
     for name in ("last.pt", "best.pt", "step_00000040.pt", "step_00000060.pt"):
         (checkpoints / name).unlink()
     os.link(checkpoints / "step_00000020.pt", checkpoints / "best.pt")  # the best when the process died
-    _train(run_dir, toy)
+    _train(run_dir, toy, tiny_train)
     return run_dir
 
 

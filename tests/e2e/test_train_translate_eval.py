@@ -24,22 +24,13 @@ BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory, scripts) -> dict:
+def trained_run(tmp_path_factory, scripts, tiny_train) -> dict:
     """Train with a SIGKILL in the middle; returns paths and the resume log."""
     tmp = tmp_path_factory.mktemp("e2e")
     data = tmp / "toy"
     scripts("make_toy_corpus").write_corpus(data, seed=0)
     run_dir = tmp / "run"
-    command = [
-        str(BIN / "nmt-train"),
-        "--config",
-        str(ROOT / "configs" / "tiny.yaml"),
-        f"run_dir={run_dir}",
-        f"data.train.src={data}/train.src",
-        f"data.train.tgt={data}/train.tgt",
-        f"data.valid.src={data}/valid.src",
-        f"data.valid.tgt={data}/valid.tgt",
-    ]
+    command = tiny_train(run_dir, data)
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     killed_after = _kill_after_checkpoint(first, run_dir / "checkpoints", min_step=200)
     second = subprocess.run(command, capture_output=True, text=True, timeout=600)
